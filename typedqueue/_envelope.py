@@ -1,0 +1,147 @@
+"""The one build step between a dispatch call and Celery.
+
+Every way of sending a job comes through :func:`build_envelope`: it validates
+the payload, checks and translates every option and captures the session,
+and returns an immutable :class:`Envelope`. Nothing here touches the broker
+or Redis, so whatever it refuses was never published and locked nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from typedqueue._delay import parse_delay
+from typedqueue._errors import UnknownQueueError
+from typedqueue._job import Job
+from typedqueue._locks import lock_key
+from typedqueue._options import (
+    check_dedupe_key,
+    check_max_attempts,
+    check_meta,
+    check_option_names,
+    to_json,
+)
+
+# Celery copies any message header onto the task request, and its own names
+# would be overwritten by ours; every typedqueue header carries this prefix.
+HEADER_PREFIX: Final = "tq_"
+VERSION_HEADER: Final = "tq_v"
+MAX_ATTEMPTS_HEADER: Final = "tq_max_attempts"
+META_HEADER: Final = "tq_meta"
+SESSION_HEADER: Final = "tq_session"
+LOCK_HEADER: Final = "tq_lock"
+PROTOCOL_VERSION: Final = 1
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The dedupe lock a job takes before it is published."""
+
+    key: str
+    token: str
+    ttl_ms: int
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Everything needed to publish one job, checked and translated."""
+
+    job_id: str
+    name: str
+    queue: str
+    fields: dict[str, Any]
+    headers: dict[str, Any]
+    delay_ms: int
+    lock: Lock | None
+
+
+def build_envelope(
+    job: Job[Any],
+    payload: object,
+    options: Mapping[str, Any],
+    *,
+    queues: Sequence[str],
+    capture_session: Callable[[], Any],
+) -> Envelope:
+    """Validate ``payload`` and ``options`` for ``job`` into an envelope."""
+    check_option_names(options)
+    fields = job.dump(job.validate(payload))
+
+    queue = resolve_queue(options.get("queue"), job, queues)
+    delay_ms = parse_delay(options.get("delay", 0))
+    max_attempts = check_max_attempts(options.get("max_attempts", job.max_attempts))
+    job_id = str(uuid.uuid4())
+
+    headers: dict[str, Any] = {
+        VERSION_HEADER: PROTOCOL_VERSION,
+        MAX_ATTEMPTS_HEADER: max_attempts,
+    }
+    if "meta" in options:
+        headers[META_HEADER] = check_meta(options["meta"])
+    session = _session_to_send(options, capture_session)
+    if session is not None:
+        headers[SESSION_HEADER] = session
+
+    lock = None
+    if "dedupe_key" in options:
+        dedupe_key = check_dedupe_key(options["dedupe_key"])
+        # The lock must outlive the delay, every backoff wait and the runs
+        # themselves, or a duplicate could slip in while the job still waits.
+        wait_s = job.backoff.total_ceiling_s(max_attempts) + job.dedupe_ttl_s
+        lock = Lock(
+            key=lock_key(job.name, dedupe_key),
+            token=lock_token(job_id, queue),
+            ttl_ms=delay_ms + int(wait_s * 1000),
+        )
+        headers[LOCK_HEADER] = {"key": lock.key, "token": lock.token}
+
+    return Envelope(
+        job_id=job_id,
+        name=job.name,
+        queue=queue,
+        fields=fields,
+        headers=headers,
+        delay_ms=delay_ms,
+        lock=lock,
+    )
+
+
+def resolve_queue(queue: object, job: Job[Any], queues: Sequence[str]) -> str:
+    """The queue a dispatch goes to: asked for, else the job's, else the first."""
+    if queue is None:
+        queue = job.queue or queues[0]
+    if queue not in queues:
+        declared = ", ".join(repr(name) for name in queues)
+        raise UnknownQueueError(
+            f"unknown queue {queue!r} for job {job.name!r}: "
+            f"use one of the declared queues {declared}"
+        )
+    assert isinstance(queue, str)
+    return queue
+
+
+def lock_token(job_id: str, queue: str) -> str:
+    """The value a dedupe lock holds: the holder's job id and queue."""
+    return json.dumps({"job_id": job_id, "queue": queue}, separators=(",", ":"))
+
+
+def parse_lock_token(token: str) -> tuple[str, str]:
+    """Return the job id and queue a lock token names."""
+    holder = json.loads(token)
+    return str(holder["job_id"]), str(holder["queue"])
+
+
+def _session_to_send(
+    options: Mapping[str, Any], capture_session: Callable[[], Any]
+) -> Any:
+    if "session" not in options:
+        session = capture_session()
+    elif options["session"] is False:
+        return None
+    else:
+        session = options["session"]
+    return to_json(session, "session")

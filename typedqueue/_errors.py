@@ -1,0 +1,36 @@
+"""Exceptions raised by typedqueue.
+
+Every error typedqueue raises derives from :class:`TypedQueueError`. A payload
+that does not match its job's schema raises pydantic's own ``ValidationError``
+instead, so the field-by-field report stays the one pydantic users know.
+"""
+
+from __future__ import annotations
+
+
+class TypedQueueError(Exception):
+    """Base class of every error typedqueue raises."""
+
+
+class ConfigurationError(TypedQueueError):
+    """Raised when a runtime or a job is declared with settings that cannot work."""
+
+
+class InvalidOptionError(TypedQueueError, ValueError):
+    """Raised when a dispatch option has a value typedqueue cannot use."""
+
+
+class InvalidDelayError(InvalidOptionError):
+    """Raised when ``delay`` is not one of the accepted forms."""
+
+
+class UnknownQueueError(InvalidOptionError):
+    """Raised when ``queue`` names a queue the runtime did not declare."""
+
+
+class UnknownJobError(TypedQueueError, LookupError):
+    """Raised when a job is dispatched through a runtime that does not own it."""
+
+
+class DispatchError(TypedQueueError):
+    """Raised when the broker did not accept a job; nothing was published."""

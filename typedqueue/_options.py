@@ -1,0 +1,109 @@
+"""Dispatch options: their declared types and the checks run before publishing."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Final, Generic, TypeVar
+
+from typing_extensions import TypedDict
+
+from typedqueue._delay import Delay
+from typedqueue._errors import InvalidOptionError
+
+Q = TypeVar("Q", bound=str)
+
+JsonValue = None | bool | int | float | str | list[Any] | dict[str, Any]
+
+
+class DispatchOptions(TypedDict, Generic[Q], total=False):
+    """Keyword options of :meth:`Client.dispatch`, also usable as ``**options``."""
+
+    max_attempts: int
+    """Total attempts, the first included, before the job is failed."""
+    queue: Q
+    """One of the runtime's declared queues."""
+    delay: Delay
+    """Time until the job is due: milliseconds, ``"30s"``-style, or a timedelta."""
+    dedupe_key: str
+    """No second job with this key (per job name) while one is pending or running."""
+    meta: Mapping[str, Any]
+    """JSON values handed to the handler as ``ctx.meta`` on every attempt."""
+    session: Any
+    """Overrides the captured session; ``False`` sends none."""
+
+
+OPTION_NAMES: Final = frozenset(DispatchOptions.__annotations__)
+
+
+def check_option_names(options: Mapping[str, object]) -> None:
+    """Refuse option names :class:`DispatchOptions` does not declare."""
+    unknown = sorted(set(options) - OPTION_NAMES)
+    if unknown:
+        raise InvalidOptionError(
+            f"unknown dispatch option {unknown[0]!r}; "
+            f"the options are {', '.join(sorted(OPTION_NAMES))}"
+        )
+
+
+def check_max_attempts(value: object) -> int:
+    """Return ``value`` if it is a whole number of attempts, at least one."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidOptionError(
+            f"invalid max_attempts {value!r}: use a whole number of at least 1 "
+            "(it counts every attempt, the first one included)"
+        )
+    return value
+
+
+def check_dedupe_key(value: object) -> str:
+    """Return ``value`` if it can serve as a dedupe key."""
+    if not isinstance(value, str) or not value:
+        raise InvalidOptionError(
+            f"invalid dedupe_key {value!r}: use a non-empty string, "
+            "such as 'welcome:42'"
+        )
+    return value
+
+
+def to_json(value: object, where: str) -> JsonValue:
+    """Return a plain-JSON copy of ``value``, or say where it is not JSON.
+
+    Checked at dispatch so that an unserializable value fails in the caller,
+    not in the worker after the message was already published.
+    """
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise _not_json(value, where, "NaN and infinities have no JSON form")
+        return value
+    if isinstance(value, Mapping):
+        copy: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _not_json(key, f"{where} key", "JSON object keys are strings")
+            copy[key] = to_json(item, f"{where}[{key!r}]")
+        return copy
+    if isinstance(value, list | tuple):
+        return [to_json(item, f"{where}[{index}]") for index, item in enumerate(value)]
+    raise _not_json(value, where, f"{type(value).__name__} has no JSON form")
+
+
+def check_meta(value: object) -> dict[str, Any]:
+    """Return a JSON copy of ``meta``, which must be a mapping of JSON values."""
+    if not isinstance(value, Mapping):
+        raise InvalidOptionError(
+            f"invalid meta {value!r}: use a dict of JSON values, "
+            'such as {"source": "signup"}'
+        )
+    meta = to_json(value, "meta")
+    assert isinstance(meta, dict)
+    return meta
+
+
+def _not_json(value: object, where: str, why: str) -> InvalidOptionError:
+    return InvalidOptionError(
+        f"{where} is {value!r}, which cannot be sent: {why}; "
+        "use None, bool, int, float, str, list or dict with string keys"
+    )

@@ -1,0 +1,303 @@
+"""The runtime: owns the Celery app, the declared queues and the jobs."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from typing import Any, Generic, TypeVar
+
+import redis
+from celery import Celery, Task
+from kombu import Exchange, Queue
+
+from typedqueue._backoff import Backoff
+from typedqueue._client import Client
+from typedqueue._embedded import EmbeddedWorker
+from typedqueue._envelope import Envelope
+from typedqueue._errors import ConfigurationError, UnknownJobError
+from typedqueue._job import Handler, Job, is_schema, schema_of
+from typedqueue._locks import LockStore, MemoryLockStore, RedisLockStore
+from typedqueue._options import Q, check_max_attempts
+from typedqueue._session import get_session
+from typedqueue._task import run_job
+
+P = TypeVar("P")
+
+BROKER_URL_ENV = "TYPEDQUEUE_BROKER_URL"
+REDIS_URL_ENV = "TYPEDQUEUE_REDIS_URL"
+RESULT_BACKEND_ENV = "TYPEDQUEUE_RESULT_BACKEND"
+
+DEFAULT_DEDUPE_TTL_S = 3600.0
+
+
+class QueueRuntime(Generic[Q]):
+    """Owns a Celery app, its declared queues and the jobs defined on it.
+
+    ``Q`` is the ``Literal`` type of the queue names, so type checkers refuse
+    a queue that was not declared::
+
+        Queue = Literal["default", "low"]
+        runtime = QueueRuntime[Queue](queues=("default", "low"))
+
+    Settings come from the arguments, else from ``TYPEDQUEUE_BROKER_URL``,
+    ``TYPEDQUEUE_REDIS_URL`` and ``TYPEDQUEUE_RESULT_BACKEND``. With no broker
+    at all the runtime is embedded: an in-memory broker, a worker thread in
+    this process and in-process dedupe locks, so it needs no server.
+    """
+
+    def __init__(
+        self,
+        *,
+        queues: Sequence[Q],
+        celery_app: Celery | None = None,
+        broker_url: str | None = None,
+        redis_url: str | None = None,
+        result_backend: str | None = None,
+        session_provider: Callable[[], Any] | None = None,
+        name: str = "typedqueue",
+        dedupe_ttl_s: float = DEFAULT_DEDUPE_TTL_S,
+    ) -> None:
+        self.queues: tuple[Q, ...] = _check_queues(queues)
+        self.dedupe_ttl_s = _check_ttl(dedupe_ttl_s)
+        self._session_provider = session_provider
+        self._jobs: dict[str, Job[Any]] = {}
+        self._tasks: dict[str, Task[Any, Any]] = {}
+
+        broker_url = broker_url or os.environ.get(BROKER_URL_ENV) or None
+        result_backend = result_backend or os.environ.get(RESULT_BACKEND_ENV) or None
+        self.embedded = celery_app is None and broker_url is None
+        if celery_app is None:
+            celery_app = _new_app(name, broker_url, result_backend, self.queues)
+        else:
+            _declare_queues(celery_app, self.queues)
+        self.celery = celery_app
+
+        self.redis_url = redis_url or os.environ.get(REDIS_URL_ENV) or None
+        if self.redis_url is None and broker_url and broker_url.startswith("redis"):
+            self.redis_url = broker_url
+        self._embedded_worker = EmbeddedWorker(celery_app) if self.embedded else None
+
+    def __repr__(self) -> str:
+        where = "embedded" if self.embedded else self.celery.conf.broker_url
+        return f"<QueueRuntime queues={list(self.queues)} broker={where}>"
+
+    def job(
+        self,
+        name: str,
+        *,
+        max_attempts: int = 1,
+        queue: Q | None = None,
+        backoff: Backoff | None = None,
+        dedupe_ttl_s: float | None = None,
+        schema: type[Any] | None = None,
+    ) -> Callable[[Handler[P]], Job[P]]:
+        """Declare the decorated function as the handler of job ``name``.
+
+        The handler takes ``(payload, ctx)``; the payload's annotation, a
+        pydantic model or a TypedDict, is the job's input schema unless
+        ``schema`` is given. ``max_attempts`` and ``queue`` are the defaults
+        for every dispatch of the job. ``dedupe_ttl_s`` bounds how long a
+        crashed job's dedupe lock outlives its delay and retry waits.
+        """
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"invalid job name {name!r}: use a non-empty string"
+            )
+        if name in self._jobs:
+            raise ConfigurationError(
+                f"job {name!r} is already declared on this runtime; "
+                "give each job its own name"
+            )
+        check_max_attempts(max_attempts)
+        if queue is not None and queue not in self.queues:
+            raise ConfigurationError(
+                f"job {name!r} names queue {queue!r}, which is not declared; "
+                f"use one of {', '.join(map(repr, self.queues))}"
+            )
+        if schema is not None and not is_schema(schema):
+            raise ConfigurationError(
+                f"schema {schema!r} of job {name!r} is neither a pydantic "
+                "model nor a TypedDict"
+            )
+
+        def declare(handler: Handler[P]) -> Job[P]:
+            job: Job[P] = Job(
+                runtime=self,
+                name=name,
+                schema=schema or schema_of(handler),
+                handler=handler,
+                max_attempts=max_attempts,
+                queue=queue,
+                backoff=backoff or Backoff(),
+                dedupe_ttl_s=_check_ttl(dedupe_ttl_s or self.dedupe_ttl_s),
+            )
+            self._register(job)
+            return job
+
+        return declare
+
+    def create_client(self) -> Client[Q]:
+        """Return a client that dispatches this runtime's jobs."""
+        return Client(self)
+
+    @cached_property
+    def default_client(self) -> Client[Q]:
+        """The client behind :meth:`Job.delay`."""
+        return self.create_client()
+
+    @cached_property
+    def locks(self) -> LockStore:
+        """Where this runtime keeps dedupe locks."""
+        if self.embedded:
+            return MemoryLockStore()
+        if self.redis_url is None:
+            raise ConfigurationError(
+                "dedupe_key needs Redis, and this runtime has none: pass "
+                f"redis_url= to QueueRuntime or set {REDIS_URL_ENV}"
+            )
+        return RedisLockStore(redis.Redis.from_url(self.redis_url))
+
+    def check_owns(self, job: object) -> None:
+        """Refuse a job that was not declared on this runtime."""
+        if not isinstance(job, Job) or self._jobs.get(job.name) is not job:
+            known = ", ".join(map(repr, self._jobs)) or "none"
+            raise UnknownJobError(
+                f"{job!r} is not a job of this runtime (its jobs: {known}); "
+                "dispatch it with a client of the runtime that declared it"
+            )
+
+    def capture_session(self) -> Any:
+        """The session a dispatch from here carries when none is given."""
+        if self._session_provider is not None:
+            return self._session_provider()
+        return get_session()
+
+    def publish(self, envelope: Envelope) -> None:
+        """Hand a built envelope to Celery."""
+        worker = self._embedded_worker
+        if worker is not None:
+            worker.start()
+            worker.track(envelope.job_id)
+        try:
+            self._tasks[envelope.name].apply_async(
+                kwargs=envelope.fields,
+                task_id=envelope.job_id,
+                queue=envelope.queue,
+                headers=envelope.headers,
+                **_countdown(envelope.delay_ms),
+            )
+        except BaseException:
+            if worker is not None:
+                worker.forget(envelope.job_id)
+            raise
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Wait until the embedded worker has finished every job dispatched here.
+
+        Returns whether it did within ``timeout_s``. Only an embedded runtime
+        knows its worker; with a broker, the workers are other processes.
+        """
+        if self._embedded_worker is None:
+            raise ConfigurationError(
+                "wait_idle() needs the embedded runtime; with a broker the "
+                "jobs run in separate worker processes"
+            )
+        return self._embedded_worker.wait_idle(timeout_s)
+
+    def close(self) -> None:
+        """Stop the embedded worker, if one was started."""
+        if self._embedded_worker is not None:
+            self._embedded_worker.stop()
+
+    def _register(self, job: Job[Any]) -> None:
+        def run(task: Task[Any, Any], *args: Any, **fields: Any) -> Any:
+            return run_job(task, job, self.locks, args, fields)
+
+        run.__name__ = run.__qualname__ = job.name
+        register: Any = self.celery.task
+        self._tasks[job.name] = register(
+            run,
+            name=job.name,
+            bind=True,
+            shared=False,
+            queue=job.queue or self.queues[0],
+            # Attempts are counted by typedqueue, never cut short by Celery.
+            max_retries=None,
+        )
+        self._jobs[job.name] = job
+
+
+def _countdown(delay_ms: int) -> dict[str, Any]:
+    # A countdown of 0 would still make Celery stamp an ETA on the message.
+    return {"countdown": delay_ms / 1000} if delay_ms else {}
+
+
+def _new_app(
+    name: str,
+    broker_url: str | None,
+    result_backend: str | None,
+    queues: Sequence[str],
+) -> Celery:
+    embedded = broker_url is None
+    app = Celery(
+        name,
+        broker=broker_url or "memory://localhost/",
+        backend=result_backend or ("cache+memory://" if embedded else None),
+    )
+    app.conf.update(
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        # A typo'd queue must fail at publish, not sit unread in the broker.
+        task_create_missing_queues=False,
+        broker_connection_retry_on_startup=True,
+    )
+    if embedded:
+        # The in-memory transport polls; its default 1 s would add a second
+        # to every job's latency.
+        app.conf.broker_transport_options = {"polling_interval": 0.01}
+    _declare_queues(app, queues)
+    app.conf.task_default_queue = queues[0]
+    return app
+
+
+def _declare_queues(app: Celery, queues: Sequence[str]) -> None:
+    """Add the runtime's queues to the app's, keeping those it had."""
+    declared: list[Queue] = list(app.conf.task_queues or ())
+    if not declared and app.conf.task_default_queue not in queues:
+        # Without task_queues the app consumed its default queue; keep it.
+        declared.append(_queue(app.conf.task_default_queue))
+    names = {queue.name for queue in declared}
+    declared.extend(_queue(name) for name in queues if name not in names)
+    app.conf.task_queues = declared
+
+
+def _queue(name: str) -> Queue:
+    return Queue(name, Exchange(name), routing_key=name)
+
+
+def _check_queues(queues: Sequence[Q]) -> tuple[Q, ...]:
+    names = tuple(queues) if not isinstance(queues, str) else ()
+    if not names or not all(isinstance(name, str) and name for name in names):
+        raise ConfigurationError(
+            f"invalid queues {queues!r}: declare at least one queue as a "
+            'tuple of non-empty names, such as ("default", "low")'
+        )
+    if len(set(names)) != len(names):
+        raise ConfigurationError(f"queues {queues!r} names a queue twice")
+    return names
+
+
+def _check_ttl(ttl_s: object) -> float:
+    if (
+        isinstance(ttl_s, bool)
+        or not isinstance(ttl_s, int | float)
+        or not math.isfinite(ttl_s)
+        or ttl_s <= 0
+    ):
+        raise ConfigurationError(
+            f"invalid dedupe_ttl_s {ttl_s!r}: use a positive number of seconds"
+        )
+    return float(ttl_s)

@@ -222,7 +222,6 @@ class QueueRuntime(Generic[Q]):
             name=job.name,
             bind=True,
             shared=False,
-            queue=job.queue or self.queues[0],
             # Attempts are counted by typedqueue, never cut short by Celery.
             max_retries=None,
         )

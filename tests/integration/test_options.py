@@ -1,0 +1,211 @@
+"""Dispatch options end to end: a real worker on a real Redis server."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime
+from types import ModuleType
+from typing import Any
+
+import pytest
+import redis
+
+from tests.integration.conftest import Runs, outcome
+from typedqueue import InvalidDelayError, InvalidOptionError, UnknownQueueError
+
+
+def _parked(rdb: redis.Redis, queue: str = "high") -> list[dict[str, Any]]:
+    """The messages waiting in a queue that no worker consumes."""
+    return [json.loads(raw) for raw in rdb.lrange(queue, 0, -1)]
+
+
+@pytest.fixture
+def high(rdb: redis.Redis) -> Any:
+    """The "high" queue, which no session worker consumes, emptied afterwards."""
+    rdb.delete("high")
+    yield "high"
+    rdb.delete("high")
+
+
+@pytest.mark.parametrize(
+    ("delay", "expected_s"), [("1d", 86400), ("5m", 300), ("1h", 3600)]
+)
+def test_long_delays_stamp_the_due_time(
+    client: Any,
+    app: ModuleType,
+    rdb: redis.Redis,
+    high: str,
+    delay: str,
+    expected_s: int,
+) -> None:
+    """A long delay becomes an ETA that far after dispatch on the published message."""
+    before = time.time()
+    result = client.dispatch(app.probe, {"tag": "parked"}, queue=high, delay=delay)
+
+    [message] = _parked(rdb, high)
+    eta = datetime.fromisoformat(message["headers"]["eta"]).timestamp()
+    assert message["headers"]["id"] == result.job_id
+    assert before + expected_s <= eta <= time.time() + expected_s
+
+
+def test_zero_delay_is_due_at_once(
+    client: Any, app: ModuleType, rdb: redis.Redis, high: str
+) -> None:
+    """delay=0 publishes a message without an ETA."""
+    client.dispatch(app.probe, {"tag": "parked"}, queue=high, delay=0)
+
+    [message] = _parked(rdb, high)
+    assert message["headers"]["eta"] is None
+
+
+@pytest.mark.parametrize(("delay", "expected_s"), [("500ms", 0.5), (1500, 1.5)])
+def test_short_delays_start_when_due(
+    client: Any, app: ModuleType, runs: Runs, tag: str, delay: object, expected_s: float
+) -> None:
+    """The worker starts a delayed job no earlier than its delay after dispatch."""
+    dispatched = time.time()
+    client.dispatch(app.probe, {"tag": tag}, delay=delay)
+
+    [run] = runs.wait(tag, 1)
+    waited_s = run["started"] - dispatched
+    # The upper bound only guards against a delay ignored or multiplied.
+    assert expected_s <= waited_s < expected_s + 5
+
+
+@pytest.mark.parametrize(
+    "delay", ["5x", "", "-1s", -5, float("nan"), float("inf"), True, "1.5.0s"]
+)
+def test_bad_delays_publish_nothing(
+    client: Any, app: ModuleType, published: list[str], delay: object
+) -> None:
+    """Each bad delay raises an error naming the accepted forms, before publishing."""
+    with pytest.raises(InvalidDelayError, match=r'"500ms", "30s", "5m", "1h", "1d"'):
+        client.dispatch(app.probe, {"tag": "never"}, delay=delay)
+
+    assert published == []
+
+
+def test_max_attempts_counts_every_attempt(
+    client: Any, app: ModuleType, runs: Runs, tag: str
+) -> None:
+    """max_attempts=3 on a handler that always fails runs it exactly 3 times."""
+    result = client.dispatch(app.probe, {"tag": tag, "fail_until": 99}, max_attempts=3)
+
+    assert outcome(app, result.job_id).state == "FAILURE"
+    assert [run["ctx"].attempt for run in runs.of(tag)] == [1, 2, 3]
+
+
+@pytest.mark.parametrize("options", [{"max_attempts": 1}, {}])
+def test_one_attempt_by_default(
+    client: Any, app: ModuleType, runs: Runs, tag: str, options: dict[str, Any]
+) -> None:
+    """max_attempts=1, and leaving it out (the documented default of 1), run once."""
+    result = client.dispatch(app.probe, {"tag": tag, "fail_until": 99}, **options)
+
+    assert outcome(app, result.job_id).state == "FAILURE"
+    assert [run["ctx"].max_attempts for run in runs.of(tag)] == [1]
+
+
+def test_final_error_is_the_handlers_own(
+    client: Any, app: ModuleType, runs: Runs, tag: str
+) -> None:
+    """After the last attempt the job fails with the handler's ValueError itself."""
+    result = client.dispatch(app.probe, {"tag": tag, "fail_until": 99}, max_attempts=2)
+
+    final = outcome(app, result.job_id)
+    assert final.state == "FAILURE"
+    assert type(final.result) is ValueError
+    assert final.result.args == ("boom",)
+    assert [run["ctx"].attempt for run in runs.of(tag)] == [1, 2]
+
+
+def test_default_queue_is_the_first_declared(
+    client: Any, app: ModuleType, runs: Runs, tag: str
+) -> None:
+    """A dispatch without queue goes to "low" and runs on a worker of -Q low."""
+    result = client.dispatch(app.probe, {"tag": tag})
+
+    assert result.queue == "low"
+    [run] = runs.wait(tag, 1)
+    assert run["ctx"].queue == "low"
+
+
+def test_queue_option_routes_the_message(
+    client: Any, app: ModuleType, rdb: redis.Redis, high: str
+) -> None:
+    """queue="high" puts the message in the "high" list, which -Q low never reads."""
+    result = client.dispatch(app.probe, {"tag": "parked"}, queue=high)
+
+    assert result.queue == "high"
+    assert [m["headers"]["id"] for m in _parked(rdb, high)] == [result.job_id]
+
+
+def test_unknown_queue_lists_the_declared_ones(
+    client: Any, app: ModuleType, rdb: redis.Redis, published: list[str]
+) -> None:
+    """queue="lwo" names the declared queues, and the broker gets no message."""
+    with pytest.raises(UnknownQueueError, match="'low', 'high', 'crash'"):
+        client.dispatch(app.probe, {"tag": "never"}, queue="lwo")
+
+    assert published == []
+    assert rdb.exists("lwo") == 0
+
+
+def test_meta_reaches_every_attempt(
+    client: Any, app: ModuleType, runs: Runs, tag: str
+) -> None:
+    """ctx.meta is the dispatched meta on attempts 1, 2 and 3."""
+    meta = {"tenant": "acme"}
+    result = client.dispatch(
+        app.probe, {"tag": tag, "fail_until": 2}, max_attempts=3, meta=meta
+    )
+
+    assert outcome(app, result.job_id).state == "SUCCESS"
+    assert [run["ctx"].meta for run in runs.of(tag)] == [meta, meta, meta]
+
+
+@pytest.mark.parametrize(
+    "meta", [{"o": object()}, {"n": math.nan}, {1: "x"}, ["tenant"], {"d": {"t": {1}}}]
+)
+def test_unserializable_meta_fails_at_dispatch(
+    client: Any, app: ModuleType, published: list[str], meta: object
+) -> None:
+    """meta that has no JSON form raises in the caller, and nothing is published."""
+    with pytest.raises(InvalidOptionError, match="meta"):
+        client.dispatch(app.probe, {"tag": "never"}, meta=meta)
+
+    assert published == []
+
+
+@pytest.mark.parametrize("max_attempts", [0, -1, 1.5, True, "3"])
+def test_bad_max_attempts_publishes_nothing(
+    client: Any, app: ModuleType, published: list[str], max_attempts: object
+) -> None:
+    """max_attempts must be a whole number of at least 1."""
+    with pytest.raises(InvalidOptionError, match="max_attempts"):
+        client.dispatch(app.probe, {"tag": "never"}, max_attempts=max_attempts)
+
+    assert published == []
+
+
+def test_retry_keeps_the_queue(
+    client: Any, app: ModuleType, runs: Runs, tag: str
+) -> None:
+    """Every attempt of a job runs from the queue it was dispatched to."""
+    result = client.dispatch(app.probe, {"tag": tag, "fail_until": 1}, max_attempts=2)
+
+    assert outcome(app, result.job_id).state == "SUCCESS"
+    assert [run["ctx"].queue for run in runs.of(tag)] == ["low", "low"]
+
+
+def test_handler_sees_the_dispatched_job(
+    client: Any, app: ModuleType, runs: Runs, tag: str
+) -> None:
+    """ctx carries the job id and name that dispatch returned."""
+    result = client.dispatch(app.probe, {"tag": tag})
+
+    [run] = runs.wait(tag, 1)
+    assert (run["ctx"].job_id, run["ctx"].name) == (result.job_id, result.name)
+    assert result.name == "probe"

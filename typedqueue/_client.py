@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
 import redis
 from kombu.exceptions import KombuError
@@ -51,16 +51,16 @@ class Client(Generic[Q]):
 
     @overload
     def dispatch(
+        self, job: Job[P], payload: P, /, **options: Unpack[DispatchOptions[Q]]
+    ) -> DispatchResult[Q]: ...
+
+    @overload
+    def dispatch(
         self,
         job: Job[M],
         payload: M | Mapping[str, Any],
         /,
         **options: Unpack[DispatchOptions[Q]],
-    ) -> DispatchResult[Q]: ...
-
-    @overload
-    def dispatch(
-        self, job: Job[P], payload: P, /, **options: Unpack[DispatchOptions[Q]]
     ) -> DispatchResult[Q]: ...
 
     def dispatch(
@@ -106,7 +106,8 @@ class Client(Generic[Q]):
             envelope.delay_ms,
             extra=_fields(envelope),
         )
-        return DispatchResult(envelope.job_id, envelope.name, envelope.queue)  # type: ignore[arg-type]
+        # The envelope's queue was checked against the declared ones.
+        return DispatchResult(envelope.job_id, envelope.name, cast("Q", envelope.queue))
 
     def _take_lock(self, envelope: Envelope) -> DispatchResult[Q] | None:
         """Take the envelope's lock; return the holder's result if it is taken."""
@@ -131,7 +132,9 @@ class Client(Generic[Q]):
             queue,
             extra={"job_id": job_id, "job_name": envelope.name, "queue": queue},
         )
-        return DispatchResult(job_id, envelope.name, queue, deduplicated=True)  # type: ignore[arg-type]
+        return DispatchResult(
+            job_id, envelope.name, cast("Q", queue), deduplicated=True
+        )
 
 
 def _fields(envelope: Envelope) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -67,11 +68,12 @@ def main() -> None:
     print("refused before anything is published:")
     # A queue name read from configuration, which no type checker can see.
     typo: Any = "lwo"
-    for label, bad in [
+    refused: list[tuple[str, Callable[[], object]]] = [
         ("payload", lambda: client.dispatch(send_emails, {"email": "x"})),
         ("queue", lambda: client.dispatch(send_emails, welcome, queue=typo)),
         ("delay", lambda: client.dispatch(send_emails, welcome, delay="5x")),
-    ]:
+    ]
+    for label, bad in refused:
         try:
             bad()
         except (ValidationError, TypedQueueError) as exc:

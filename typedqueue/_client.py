@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from typedqueue._runtime import QueueRuntime
 
 M = TypeVar("M", bound=BaseModel)
+Q_co = TypeVar("Q_co", bound=str, covariant=True)
 P = TypeVar("P")
 
 logger = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ _TRANSPORT_ERRORS = (KombuError, redis.RedisError, OSError)
 
 
 @dataclass(frozen=True)
-class DispatchResult(Generic[Q]):
+class DispatchResult(Generic[Q_co]):
     """What :meth:`Client.dispatch` did.
 
     With ``deduplicated`` set, nothing was published: ``job_id`` and ``queue``
@@ -39,7 +40,7 @@ class DispatchResult(Generic[Q]):
 
     job_id: str
     name: str
-    queue: Q
+    queue: Q_co
     deduplicated: bool = False
 
 

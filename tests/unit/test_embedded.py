@@ -21,6 +21,7 @@ from typedqueue import (
     get_session,
     session_scope,
 )
+from typedqueue._runtime import BROKER_URL_ENV, REDIS_URL_ENV, RESULT_BACKEND_ENV
 
 Queue = Literal["default", "low"]
 
@@ -37,7 +38,10 @@ seen_lock = threading.Lock()
 @pytest.fixture(scope="module")
 def embedded() -> Iterator[tuple[QueueRuntime[Queue], Job[Ping]]]:
     """An embedded runtime and its one job, whose handler appends to ``seen``."""
-    runtime = QueueRuntime[Queue](queues=("default", "low"))
+    with pytest.MonkeyPatch.context() as patch:
+        for name in (BROKER_URL_ENV, REDIS_URL_ENV, RESULT_BACKEND_ENV):
+            patch.delenv(name, raising=False)
+        runtime = QueueRuntime[Queue](queues=("default", "low"))
 
     @runtime.job("ping", backoff=Backoff(first_s=0.01, jitter=False))
     def ping(payload: Ping, ctx: JobContext) -> None:

@@ -101,7 +101,8 @@ class EmbeddedWorker:
             worker.stop(in_sighandler=False)
 
     def _on_postrun(self, task_id: str, state: str | None = None, **_: Any) -> None:
-        # A retry also ends in postrun; only success or final failure count.
-        if state == "RETRY":
+        # A retry or the hop of a long delay also ends in postrun; only
+        # success or final failure end the job.
+        if state in ("RETRY", "IGNORED"):
             return
         self.forget(task_id)

@@ -34,6 +34,7 @@ MAX_ATTEMPTS_HEADER: Final = "tq_max_attempts"
 META_HEADER: Final = "tq_meta"
 SESSION_HEADER: Final = "tq_session"
 LOCK_HEADER: Final = "tq_lock"
+DUE_HEADER: Final = "tq_due_ms"
 PROTOCOL_VERSION: Final = 1
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, Generic, TypeVar
@@ -15,7 +16,7 @@ from kombu import Exchange, Queue
 from typedqueue._backoff import Backoff
 from typedqueue._client import Client
 from typedqueue._embedded import EmbeddedWorker
-from typedqueue._envelope import Envelope
+from typedqueue._envelope import DUE_HEADER, Envelope
 from typedqueue._errors import ConfigurationError, UnknownJobError
 from typedqueue._job import Handler, Job, is_schema, schema_of
 from typedqueue._locks import LockStore, MemoryLockStore, RedisLockStore
@@ -30,6 +31,9 @@ REDIS_URL_ENV = "TYPEDQUEUE_REDIS_URL"
 RESULT_BACKEND_ENV = "TYPEDQUEUE_RESULT_BACKEND"
 
 DEFAULT_DEDUPE_TTL_S = 3600.0
+# kombu's Redis transport default.
+DEFAULT_VISIBILITY_TIMEOUT_S = 3600
+MIN_HOP_MS = 500
 
 
 class QueueRuntime(Generic[Q]):
@@ -180,18 +184,57 @@ class QueueRuntime(Generic[Q]):
         if worker is not None:
             worker.start()
             worker.track(envelope.job_id)
+        headers = envelope.headers
+        delay_ms = envelope.delay_ms
+        if delay_ms > self.hop_ms:
+            # Redis hands a delayed message to a worker at once, and gives it
+            # to another worker if it stays unacknowledged past the visibility
+            # timeout: every copy would then run when due. A long delay is
+            # therefore travelled in hops well inside that timeout.
+            headers = {**headers, DUE_HEADER: _now_ms() + delay_ms}
+            delay_ms = self.hop_ms
         try:
-            self._tasks[envelope.name].apply_async(
-                kwargs=envelope.fields,
-                task_id=envelope.job_id,
-                queue=envelope.queue,
-                headers=envelope.headers,
-                **_countdown(envelope.delay_ms),
+            self.send(
+                envelope.name,
+                envelope.job_id,
+                envelope.queue,
+                envelope.fields,
+                headers,
+                delay_ms,
             )
         except BaseException:
             if worker is not None:
                 worker.forget(envelope.job_id)
             raise
+
+    def send(
+        self,
+        name: str,
+        job_id: str,
+        queue: str,
+        fields: dict[str, Any],
+        headers: dict[str, Any],
+        delay_ms: int,
+    ) -> None:
+        """Publish one message of job ``name`` through Celery."""
+        self._tasks[name].apply_async(
+            kwargs=fields,
+            task_id=job_id,
+            queue=queue,
+            headers=headers,
+            **_countdown(delay_ms),
+        )
+
+    @cached_property
+    def hop_ms(self) -> int:
+        """The longest countdown a message is published with.
+
+        Half the broker's visibility timeout, so a message waiting in a
+        worker for its countdown is never handed out a second time.
+        """
+        options = self.celery.conf.broker_transport_options or {}
+        timeout_s = options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT_S)
+        return max(MIN_HOP_MS, int(timeout_s * 1000 / 2))
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Wait until the embedded worker has finished every job dispatched here.
@@ -226,6 +269,10 @@ class QueueRuntime(Generic[Q]):
             max_retries=None,
         )
         self._jobs[job.name] = job
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _countdown(delay_ms: int) -> dict[str, Any]:

@@ -10,15 +10,17 @@ failure itself: the handler's own exception is what a failed job ends with.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from celery import Task
-from celery.exceptions import Retry
+from celery.exceptions import Ignore, Retry
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
 from typedqueue._context import JobContext
 from typedqueue._envelope import (
+    DUE_HEADER,
     LOCK_HEADER,
     MAX_ATTEMPTS_HEADER,
     META_HEADER,
@@ -53,6 +55,10 @@ def run_job(
         session=headers.get(SESSION_HEADER),
     )
     log_fields = {"job_id": ctx.job_id, "job_name": ctx.name, "queue": ctx.queue}
+
+    due_ms = headers.get(DUE_HEADER)
+    if isinstance(due_ms, int) and due_ms > time.time() * 1000:
+        _hop(job, ctx, headers, fields, due_ms)
 
     try:
         if args:
@@ -131,6 +137,32 @@ def _retry(
         # The next attempt was never published, so this job ends here.
         _release(locks, headers, ctx)
         raise
+
+
+def _hop(
+    job: Job[Any],
+    ctx: JobContext,
+    headers: dict[str, Any],
+    fields: dict[str, Any],
+    due_ms: int,
+) -> None:
+    """Publish the next hop of a long delay; raises Celery's ``Ignore``."""
+    runtime = job.runtime
+    left_ms = due_ms - int(time.time() * 1000)
+    own = {name: value for name, value in headers.items() if name.startswith("tq_")}
+    runtime.send(
+        job.name, ctx.job_id, ctx.queue, fields, own, min(left_ms, runtime.hop_ms)
+    )
+    logger.debug(
+        "Job %s[%s] is due in %d ms; published its next hop",
+        ctx.name,
+        ctx.job_id,
+        left_ms,
+        extra={"job_id": ctx.job_id, "job_name": ctx.name, "queue": ctx.queue},
+    )
+    # Ignore: this message is done, without a state of its own; the job
+    # goes on in the hop just published.
+    raise Ignore()
 
 
 def _release(locks: LockStore, headers: dict[str, Any], ctx: JobContext) -> None:

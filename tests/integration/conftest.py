@@ -105,11 +105,18 @@ def app(worker_env: dict[str, str]) -> ModuleType:
 class Worker:
     """A `celery worker` process of the test app."""
 
-    def __init__(self, queues: str, pool: str, env: dict[str, str], log: Path) -> None:
+    def __init__(
+        self,
+        queues: str,
+        pool: str,
+        env: dict[str, str],
+        log: Path,
+        app: str = "tests.integration.app",
+    ) -> None:
         self.log = log
         self._log_file = log.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "tests.integration.app", "worker"]
+            [sys.executable, "-m", "celery", "-A", app, "worker"]
             + ["-Q", queues, "--pool", pool, "--concurrency", "1"]
             + ["--loglevel", "INFO", "--hostname", f"{uuid.uuid4().hex[:8]}@%h"]
             + ["--without-heartbeat", "--without-mingle", "--without-gossip"],
@@ -152,10 +159,11 @@ def spawn_worker(
     """Start workers of the test's own; each is stopped when the test ends."""
     started: list[Worker] = []
 
-    def spawn(queues: str, pool: str = "solo") -> Worker:
-        worker = Worker(
-            queues, pool, worker_env, tmp_path / f"worker{len(started)}.log"
-        )
+    def spawn(
+        queues: str, pool: str = "solo", app: str = "tests.integration.app"
+    ) -> Worker:
+        log = tmp_path / f"worker{len(started)}.log"
+        worker = Worker(queues, pool, worker_env, log, app)
         started.append(worker)
         return worker
 

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from tests.integration.conftest import Runs, Worker, outcome, wait_for
-from typedqueue import DispatchError, InvalidOptionError, QueueRuntime
+from typedqueue import DispatchError, QueueRuntime
 from typedqueue._envelope import parse_lock_token
 from typedqueue._locks import lock_key
 
@@ -169,17 +169,6 @@ def test_same_key_on_other_jobs_does_not_collide(
 
     assert not first.deduplicated
     assert not second.deduplicated
-
-
-@pytest.mark.parametrize("key", ["", 42, None])
-def test_bad_dedupe_key_publishes_nothing(
-    client: Any, app: ModuleType, published: list[str], key: object
-) -> None:
-    """A dedupe key must be a non-empty string."""
-    with pytest.raises(InvalidOptionError, match="dedupe_key"):
-        client.dispatch(app.probe, {"tag": "never"}, dedupe_key=key)
-
-    assert published == []
 
 
 def test_failed_publish_leaves_no_lock(

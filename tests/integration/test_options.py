@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from datetime import datetime
 from types import ModuleType
@@ -14,6 +15,7 @@ import redis
 
 from tests.integration.conftest import Runs, outcome
 from typedqueue import InvalidDelayError, InvalidOptionError, UnknownQueueError
+from typedqueue._locks import lock_key
 
 
 def _parked(rdb: redis.Redis, queue: str = "high") -> list[dict[str, Any]]:
@@ -87,19 +89,6 @@ def test_short_delays_start_when_due(
     assert expected_s <= waited_s < expected_s + 5
 
 
-@pytest.mark.parametrize(
-    "delay", ["5x", "", "-1s", -5, float("nan"), float("inf"), True, "1.5.0s"]
-)
-def test_bad_delays_publish_nothing(
-    client: Any, app: ModuleType, published: list[str], delay: object
-) -> None:
-    """Each bad delay raises an error naming the accepted forms, before publishing."""
-    with pytest.raises(InvalidDelayError, match=r'"500ms", "30s", "5m", "1h", "1d"'):
-        client.dispatch(app.probe, {"tag": "never"}, delay=delay)
-
-    assert published == []
-
-
 def test_max_attempts_counts_every_attempt(
     client: Any, app: ModuleType, runs: Runs, tag: str
 ) -> None:
@@ -155,17 +144,6 @@ def test_queue_option_routes_the_message(
     assert [m["headers"]["id"] for m in _parked(rdb, high)] == [result.job_id]
 
 
-def test_unknown_queue_lists_the_declared_ones(
-    client: Any, app: ModuleType, rdb: redis.Redis, published: list[str]
-) -> None:
-    """queue="lwo" names the declared queues, and the broker gets no message."""
-    with pytest.raises(UnknownQueueError, match="'low', 'high', 'crash'"):
-        client.dispatch(app.probe, {"tag": "never"}, queue="lwo")
-
-    assert published == []
-    assert rdb.exists("lwo") == 0
-
-
 def test_meta_reaches_every_attempt(
     client: Any, app: ModuleType, runs: Runs, tag: str
 ) -> None:
@@ -177,30 +155,6 @@ def test_meta_reaches_every_attempt(
 
     assert outcome(app, result.job_id).state == "SUCCESS"
     assert [run["ctx"].meta for run in runs.of(tag)] == [meta, meta, meta]
-
-
-@pytest.mark.parametrize(
-    "meta", [{"o": object()}, {"n": math.nan}, {1: "x"}, ["tenant"], {"d": {"t": {1}}}]
-)
-def test_unserializable_meta_fails_at_dispatch(
-    client: Any, app: ModuleType, published: list[str], meta: object
-) -> None:
-    """meta that has no JSON form raises in the caller, and nothing is published."""
-    with pytest.raises(InvalidOptionError, match="meta"):
-        client.dispatch(app.probe, {"tag": "never"}, meta=meta)
-
-    assert published == []
-
-
-@pytest.mark.parametrize("max_attempts", [0, -1, 1.5, True, "3"])
-def test_bad_max_attempts_publishes_nothing(
-    client: Any, app: ModuleType, published: list[str], max_attempts: object
-) -> None:
-    """max_attempts must be a whole number of at least 1."""
-    with pytest.raises(InvalidOptionError, match="max_attempts"):
-        client.dispatch(app.probe, {"tag": "never"}, max_attempts=max_attempts)
-
-    assert published == []
 
 
 def test_retry_keeps_the_queue(
@@ -222,3 +176,45 @@ def test_handler_sees_the_dispatched_job(
     [run] = runs.wait(tag, 1)
     assert (run["ctx"].job_id, run["ctx"].name) == (result.job_id, result.name)
     assert result.name == "probe"
+
+
+ACCEPTED_DELAYS = '"500ms", "30s", "5m", "1h", "1d"'
+BAD_DELAYS = ["5x", "", "-1s", -5, math.nan, math.inf, True, "1.5.0s"]
+BAD_META = [{"o": object()}, {"n": math.nan}, {1: "x"}, ["tenant"], {"d": {"t": {1}}}]
+BAD_OPTIONS = [
+    *[({"delay": delay}, InvalidDelayError, ACCEPTED_DELAYS) for delay in BAD_DELAYS],
+    *[({"meta": meta}, InvalidOptionError, "meta") for meta in BAD_META],
+    *[
+        ({"max_attempts": max_attempts}, InvalidOptionError, "max_attempts")
+        for max_attempts in [0, -1, 1.5, True, "3"]
+    ],
+    *[
+        ({"dedupe_key": key}, InvalidOptionError, "dedupe_key")
+        for key in ["", 42, None]
+    ],
+    ({"queue": "lwo"}, UnknownQueueError, "'low', 'high', 'crash'"),
+    ({"session": object()}, InvalidOptionError, "session"),
+    ({"session": {"at": {1, 2}}}, InvalidOptionError, "session['at']"),
+    ({"dely": "1s"}, InvalidOptionError, "unknown dispatch option 'dely'"),
+]
+
+
+@pytest.mark.parametrize(("options", "error", "message"), BAD_OPTIONS)
+def test_bad_options_publish_nothing_and_lock_nothing(
+    client: Any,
+    app: ModuleType,
+    rdb: redis.Redis,
+    published: list[str],
+    tag: str,
+    options: dict[str, Any],
+    error: type[Exception],
+    message: str,
+) -> None:
+    """Each bad option raises a ValueError naming the problem, before any effect."""
+    with pytest.raises(error, match=re.escape(message)) as raised:
+        client.dispatch(app.probe, {"tag": tag}, **{"dedupe_key": tag, **options})
+
+    assert isinstance(raised.value, ValueError)
+    assert published == []
+    assert rdb.exists(lock_key("probe", tag)) == 0
+    assert rdb.exists("lwo") == 0

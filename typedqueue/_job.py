@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar, get_type_hints
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel, PydanticUserError, TypeAdapter
 from typing_extensions import is_typeddict
 
 from typedqueue._backoff import Backoff
@@ -51,7 +51,12 @@ class Job(Generic[P]):
         self.backoff = backoff
         self.dedupe_ttl_s = dedupe_ttl_s
         # Built once: a TypeAdapter is costly to make and cheap to reuse.
-        self._adapter: TypeAdapter[P] = TypeAdapter(schema)
+        try:
+            self._adapter: TypeAdapter[P] = TypeAdapter(schema)
+        except PydanticUserError as exc:
+            raise ConfigurationError(
+                f"job {name!r} cannot use schema {schema.__name__}: {exc}"
+            ) from exc
 
     def __repr__(self) -> str:
         return f"<Job {self.name!r} schema={self.schema.__name__}>"
@@ -65,16 +70,38 @@ class Job(Generic[P]):
         fields: dict[str, Any] = self._adapter.dump_python(payload, mode="json")
         return fields
 
-    def delay(self, **fields: Any) -> DispatchResult[Any]:
-        """Dispatch with the payload's fields as keyword arguments.
+    def delay(self, *args: Any, **fields: Any) -> DispatchResult[Any]:
+        """Dispatch with the payload's fields as arguments.
 
-        For call sites moving from a Celery task's ``.delay(**kwargs)``: the
-        payload is validated exactly as :meth:`Client.dispatch` does, with
-        every option at its default.
+        For call sites moving from a Celery task's ``.delay(...)``: positional
+        arguments fill the schema's fields in their declared order. The payload
+        is validated exactly as :meth:`Client.dispatch` does, with every option
+        at its default.
         """
+        names = self.field_names
+        if len(args) > len(names):
+            raise TypeError(
+                f"job {self.name!r} has {len(names)} fields ({', '.join(names)}); "
+                f"delay() got {len(args)} positional arguments"
+            )
+        twice = sorted(set(names[: len(args)]) & set(fields))
+        if twice:
+            raise TypeError(
+                f"job {self.name!r} got field {twice[0]!r} both by position "
+                "and by name in delay()"
+            )
+
         client: Any = self.runtime.default_client
-        result: DispatchResult[Any] = client.dispatch(self, fields)
+        payload = {**dict(zip(names[: len(args)], args, strict=True)), **fields}
+        result: DispatchResult[Any] = client.dispatch(self, payload)
         return result
+
+    @property
+    def field_names(self) -> list[str]:
+        """The schema's field names, in their declared order."""
+        if isinstance(self.schema, type) and issubclass(self.schema, BaseModel):
+            return list(self.schema.model_fields)
+        return list(get_type_hints(self.schema))
 
 
 def schema_of(handler: Callable[..., object]) -> type[Any]:
@@ -87,7 +114,13 @@ def schema_of(handler: Callable[..., object]) -> type[Any]:
             "takes two: (payload: Schema, ctx: JobContext)"
         )
 
-    hints = get_type_hints(handler)
+    try:
+        hints = get_type_hints(handler)
+    except NameError as exc:
+        raise ConfigurationError(
+            f"the annotations of handler {name} cannot be resolved ({exc}); "
+            "define the schema at module level, or pass schema= to job()"
+        ) from exc
     schema = hints.get(parameters[0])
     if schema is None or not is_schema(schema):
         raise ConfigurationError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
@@ -79,8 +80,9 @@ class QueueRuntime(Generic[Q]):
         self.celery = celery_app
 
         self.redis_url = redis_url or os.environ.get(REDIS_URL_ENV) or None
-        if self.redis_url is None and broker_url and broker_url.startswith("redis"):
-            self.redis_url = broker_url
+        broker = str(celery_app.conf.broker_url or "")
+        if self.redis_url is None and broker.startswith(("redis://", "rediss://")):
+            self.redis_url = broker
         self._embedded_worker = EmbeddedWorker(celery_app) if self.embedded else None
 
     def __repr__(self) -> str:
@@ -256,9 +258,11 @@ class QueueRuntime(Generic[Q]):
 
     def _register(self, job: Job[Any]) -> None:
         def run(task: Task[Any, Any], *args: Any, **fields: Any) -> Any:
-            return run_job(task, job, self.locks, args, fields)
+            return run_job(task, job, args, fields)
 
-        run.__name__ = run.__qualname__ = job.name
+        # Celery compiles a function of this name to check call signatures,
+        # so it must be an identifier even when the job name is "app.send".
+        run.__name__ = run.__qualname__ = re.sub(r"\W|^(?=\d)", "_", job.name)
         register: Any = self.celery.task
         self._tasks[job.name] = register(
             run,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from celery import Task
 from celery.exceptions import Ignore, Retry
@@ -29,16 +29,12 @@ from typedqueue._envelope import (
 from typedqueue._job import Job
 from typedqueue._session import session_scope
 
-if TYPE_CHECKING:
-    from typedqueue._locks import LockStore
-
 logger = logging.getLogger(__name__)
 
 
 def run_job(
     task: Task[Any, Any],
     job: Job[Any],
-    locks: LockStore,
     args: tuple[Any, ...],
     fields: dict[str, Any],
 ) -> Any:
@@ -77,7 +73,7 @@ def run_job(
             exc,
             extra=log_fields,
         )
-        _release(locks, headers, ctx)
+        _release(job, headers, ctx)
         raise
 
     try:
@@ -85,7 +81,7 @@ def run_job(
             result = job.handler(payload, ctx)
     except Exception as exc:
         if ctx.attempt < ctx.max_attempts:
-            _retry(task, job, ctx, exc, locks, headers)
+            _retry(task, job, ctx, exc, headers)
         logger.warning(
             "Job %s[%s] failed on its last attempt (%d of %d): %r",
             ctx.name,
@@ -95,10 +91,10 @@ def run_job(
             exc,
             extra={**log_fields, "attempt": ctx.attempt},
         )
-        _release(locks, headers, ctx)
+        _release(job, headers, ctx)
         raise
 
-    _release(locks, headers, ctx)
+    _release(job, headers, ctx)
     return to_jsonable_python(result)
 
 
@@ -107,7 +103,6 @@ def _retry(
     job: Job[Any],
     ctx: JobContext,
     exc: Exception,
-    locks: LockStore,
     headers: dict[str, Any],
 ) -> None:
     """Publish the next attempt; raises Celery's ``Retry`` once it is out."""
@@ -135,7 +130,7 @@ def _retry(
         raise
     except Exception:
         # The next attempt was never published, so this job ends here.
-        _release(locks, headers, ctx)
+        _release(job, headers, ctx)
         raise
 
 
@@ -165,11 +160,11 @@ def _hop(
     raise Ignore()
 
 
-def _release(locks: LockStore, headers: dict[str, Any], ctx: JobContext) -> None:
+def _release(job: Job[Any], headers: dict[str, Any], ctx: JobContext) -> None:
     lock = headers.get(LOCK_HEADER)
     if not isinstance(lock, dict):
         return
-    released = locks.release(str(lock.get("key")), str(lock.get("token")))
+    released = job.runtime.locks.release(str(lock.get("key")), str(lock.get("token")))
     logger.debug(
         "Job %s[%s] %s its dedupe lock",
         ctx.name,

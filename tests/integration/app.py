@@ -107,3 +107,15 @@ class Mail(TypedDict):
 @runtime.job("mail", queue="low")
 def mail(payload: Mail, ctx: JobContext) -> None:
     record(payload["tag"], payload, ctx)
+
+
+class Signup(BaseModel):
+    tag: str
+    email: str
+    plan: str = "free"
+
+
+@runtime.job("accounts.tasks.welcome")
+def welcome(payload: Signup, ctx: JobContext) -> None:
+    """A job under a dotted name, as a migrated `@app.task` has by default."""
+    record(payload.tag, payload, ctx)

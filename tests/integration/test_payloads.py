@@ -103,3 +103,22 @@ def test_delay_migrated_call_site_validates_too(
     [run] = runs.wait(tag, 1)
     assert run["ctx"].job_id == result.job_id
     assert run["payload"]["amount"] == 3
+
+
+def test_migrated_task_name_and_positional_delay(
+    app: ModuleType, worker: Any, runs: Runs, tag: str
+) -> None:
+    """A dotted Celery task name works, and .delay(a, b) fills fields in order."""
+    result = app.welcome.delay(tag, "a@b.c", plan="pro")
+
+    [run] = runs.wait(tag, 1)
+    assert result.name == "accounts.tasks.welcome"
+    assert run["payload"] == app.Signup(tag=tag, email="a@b.c", plan="pro")
+
+
+def test_delay_refuses_a_field_given_twice(app: ModuleType) -> None:
+    """A field passed by position and by name is a TypeError, as for a call."""
+    with pytest.raises(TypeError, match="'tag' both by position and by name"):
+        app.welcome.delay("t", tag="t", email="a@b.c")
+    with pytest.raises(TypeError, match="3 fields"):
+        app.welcome.delay("t", "a@b.c", "pro", "extra")

@@ -58,3 +58,46 @@ def test_existing_celery_app_keeps_its_queues() -> None:
     QueueRuntime(queues=("typed",), celery_app=legacy)
 
     assert [queue.name for queue in legacy.conf.task_queues] == ["celery", "typed"]
+
+
+def test_adopted_redis_broker_serves_the_locks() -> None:
+    """With celery_app= on a Redis broker, dedupe locks default to that server."""
+    from celery import Celery
+
+    legacy = Celery("legacy", broker="redis://127.0.0.1:6399/3")
+    runtime = QueueRuntime(queues=("typed",), celery_app=legacy)
+
+    assert runtime.redis_url == "redis://127.0.0.1:6399/3"
+    assert not runtime.embedded
+
+
+def test_typing_typeddict_is_a_configuration_error() -> None:
+    """pydantic's refusal of typing.TypedDict before 3.12 surfaces at declaration."""
+    import sys
+    import typing
+
+    if sys.version_info >= (3, 12):
+        pytest.skip("pydantic accepts typing.TypedDict from Python 3.12 on")
+
+    class Old(typing.TypedDict):
+        n: int
+
+    def handler(payload: Old, ctx: JobContext) -> None: ...
+
+    runtime = QueueRuntime(queues=("default",))
+    with pytest.raises(ConfigurationError, match=r"typing_extensions\.TypedDict"):
+        runtime.job("old", schema=Old)(handler)
+
+
+def test_unresolvable_annotation_names_the_fix() -> None:
+    """A schema defined inside a function cannot be resolved from its name."""
+
+    class Local(BaseModel):
+        n: int
+
+    def handler(payload: Local, ctx: JobContext) -> None: ...
+
+    runtime = QueueRuntime(queues=("default",))
+    with pytest.raises(ConfigurationError, match="pass schema= to job"):
+        runtime.job("local")(handler)
+    assert runtime.job("local", schema=Local)(handler).schema is Local

@@ -76,13 +76,7 @@ class Client(Generic[Q]):
         is left behind.
         """
         self.runtime.check_owns(job)
-        envelope = build_envelope(
-            job,
-            payload,
-            options,
-            queues=self.runtime.queues,
-            capture_session=self.runtime.capture_session,
-        )
+        envelope = build_envelope(job, payload, options)
 
         if envelope.lock is not None:
             holder = self._take_lock(envelope)
@@ -91,12 +85,20 @@ class Client(Generic[Q]):
 
         try:
             self.runtime.publish(envelope)
-        except _TRANSPORT_ERRORS as exc:
+        except BaseException as exc:
+            # Whatever failed, the lock must not outlive a job never sent.
             if envelope.lock is not None:
-                self.runtime.locks.release(envelope.lock.key, envelope.lock.token)
+                self._release_lock(envelope)
+            if not isinstance(exc, Exception):
+                raise
+            fix = (
+                "check that the broker is up"
+                if isinstance(exc, _TRANSPORT_ERRORS)
+                else "see the cause above"
+            )
             raise DispatchError(
                 f"job {envelope.name}[{envelope.job_id}] was not published to "
-                f"queue {envelope.queue!r}: {exc}; check that the broker is up"
+                f"queue {envelope.queue!r}: {exc!r}; {fix}"
             ) from exc
 
         logger.debug(
@@ -109,6 +111,20 @@ class Client(Generic[Q]):
         )
         # The envelope's queue was checked against the declared ones.
         return DispatchResult(envelope.job_id, envelope.name, cast("Q", envelope.queue))
+
+    def _release_lock(self, envelope: Envelope) -> None:
+        assert envelope.lock is not None
+        try:
+            self.runtime.locks.release(envelope.lock.key, envelope.lock.token)
+        except _TRANSPORT_ERRORS as exc:
+            logger.warning(
+                "Could not release the dedupe lock of unpublished job %s[%s]: "
+                "%s; it expires by its TTL",
+                envelope.name,
+                envelope.job_id,
+                exc,
+                extra=_fields(envelope),
+            )
 
     def _take_lock(self, envelope: Envelope) -> DispatchResult[Q] | None:
         """Take the envelope's lock; return the holder's result if it is taken."""

@@ -38,6 +38,7 @@ class EmbeddedWorker:
     def __init__(self, app: Celery) -> None:
         self._app = app
         self._worker: _WorkController | None = None
+        self._thread: threading.Thread | None = None
         self._mutex = threading.Lock()
         self._idle = threading.Condition(self._mutex)
         self._pending: set[str] = set()
@@ -46,8 +47,9 @@ class EmbeddedWorker:
     def start(self) -> None:
         """Start the worker thread unless it runs already."""
         with self._mutex:
-            if self._worker is not None:
+            if self._thread is not None and self._thread.is_alive():
                 return
+            # A handler that raised SystemExit stops the worker; start anew.
             # Celery's worker threads (its timer among them) look tasks up in
             # the process's default app, as under `celery worker`.
             self._app.set_default()
@@ -64,7 +66,7 @@ class EmbeddedWorker:
                 target=worker.start, name="typedqueue-worker", daemon=True
             )
             thread.start()
-            self._worker = worker
+            self._worker, self._thread = worker, thread
 
         if not worker.ready.wait(_START_TIMEOUT_S):
             raise TypedQueueError(
@@ -96,7 +98,7 @@ class EmbeddedWorker:
     def stop(self) -> None:
         """Stop the worker thread, letting the running jobs finish."""
         with self._mutex:
-            worker, self._worker = self._worker, None
+            worker, self._worker, self._thread = self._worker, None, None
         if worker is not None:
             worker.stop(in_sighandler=False)
 

@@ -12,10 +12,11 @@ import json
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
+from typedqueue import _wire as wire
 from typedqueue._delay import parse_delay
-from typedqueue._errors import UnknownQueueError
+from typedqueue._errors import DispatchError, UnknownQueueError
 from typedqueue._job import Job
 from typedqueue._locks import lock_key
 from typedqueue._options import (
@@ -25,17 +26,6 @@ from typedqueue._options import (
     check_option_names,
     to_json,
 )
-
-# Celery copies any message header onto the task request, and its own names
-# would be overwritten by ours; every typedqueue header carries this prefix.
-HEADER_PREFIX: Final = "tq_"
-VERSION_HEADER: Final = "tq_v"
-MAX_ATTEMPTS_HEADER: Final = "tq_max_attempts"
-META_HEADER: Final = "tq_meta"
-SESSION_HEADER: Final = "tq_session"
-LOCK_HEADER: Final = "tq_lock"
-DUE_HEADER: Final = "tq_due_ms"
-PROTOCOL_VERSION: Final = 1
 
 
 @dataclass(frozen=True)
@@ -61,31 +51,28 @@ class Envelope:
 
 
 def build_envelope(
-    job: Job[Any],
-    payload: object,
-    options: Mapping[str, Any],
-    *,
-    queues: Sequence[str],
-    capture_session: Callable[[], Any],
+    job: Job[Any], payload: object, options: Mapping[str, Any]
 ) -> Envelope:
     """Validate ``payload`` and ``options`` for ``job`` into an envelope."""
+    runtime = job.runtime
     check_option_names(options)
-    fields = job.dump(job.validate(payload))
+    fields = job.fields_of(payload)
 
-    queue = resolve_queue(options.get("queue"), job, queues)
+    queue = resolve_queue(options.get("queue"), job, runtime.queues)
     delay_ms = parse_delay(options.get("delay", 0))
     max_attempts = check_max_attempts(options.get("max_attempts", job.max_attempts))
     job_id = str(uuid.uuid4())
 
     headers: dict[str, Any] = {
-        VERSION_HEADER: PROTOCOL_VERSION,
-        MAX_ATTEMPTS_HEADER: max_attempts,
+        wire.VERSION: wire.PROTOCOL_VERSION,
+        wire.MAX_ATTEMPTS: max_attempts,
+        wire.SCHEMA: job.fingerprint,
     }
     if "meta" in options:
-        headers[META_HEADER] = check_meta(options["meta"])
-    session = _session_to_send(options, capture_session)
+        headers[wire.META] = check_meta(options["meta"])
+    session = _session_to_send(options, runtime.capture_session)
     if session is not None:
-        headers[SESSION_HEADER] = session
+        headers.update(wire.encode_session(session, job_id, runtime.session_secret))
 
     lock = None
     if "dedupe_key" in options:
@@ -98,7 +85,7 @@ def build_envelope(
             token=lock_token(job_id, queue),
             ttl_ms=delay_ms + int(wait_s * 1000),
         )
-        headers[LOCK_HEADER] = {"key": lock.key, "token": lock.token}
+        headers[wire.LOCK] = {"key": lock.key, "token": lock.token}
 
     return Envelope(
         job_id=job_id,
@@ -132,8 +119,14 @@ def lock_token(job_id: str, queue: str) -> str:
 
 def parse_lock_token(token: str) -> tuple[str, str]:
     """Return the job id and queue a lock token names."""
-    holder = json.loads(token)
-    return str(holder["job_id"]), str(holder["queue"])
+    try:
+        holder = json.loads(token)
+        return str(holder["job_id"]), str(holder["queue"])
+    except (ValueError, TypeError, KeyError):
+        raise DispatchError(
+            f"the dedupe lock holds {token!r}, which typedqueue did not write; "
+            "delete that key or use another dedupe_key"
+        ) from None
 
 
 def _session_to_send(

@@ -24,6 +24,10 @@ class InvalidDelayError(InvalidOptionError):
     """Raised when ``delay`` is not one of the accepted forms."""
 
 
+class InvalidPayloadError(TypedQueueError, ValueError):
+    """Raised when a payload passed validation but has no JSON form to send."""
+
+
 class UnknownQueueError(InvalidOptionError):
     """Raised when ``queue`` names a queue the runtime did not declare."""
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar, get_type_hints
 
 from pydantic import BaseModel, PydanticUserError, TypeAdapter
+from pydantic_core import PydanticSerializationError
 from typing_extensions import is_typeddict
 
 from typedqueue._backoff import Backoff
 from typedqueue._context import JobContext
-from typedqueue._errors import ConfigurationError
+from typedqueue._errors import ConfigurationError, InvalidPayloadError
+from typedqueue._wire import fingerprint
 
 if TYPE_CHECKING:
     from typedqueue._client import DispatchResult
@@ -65,9 +68,35 @@ class Job(Generic[P]):
         """Return ``payload`` as the schema's type, or raise ``ValidationError``."""
         return self._adapter.validate_python(payload)
 
-    def dump(self, payload: P) -> dict[str, Any]:
-        """Return a validated payload as the JSON fields a message carries."""
-        fields: dict[str, Any] = self._adapter.dump_python(payload, mode="json")
+    def fields_of(self, payload: object) -> dict[str, Any]:
+        """Return ``payload`` as the JSON fields a message carries.
+
+        Raises ``ValidationError`` unless the fields are exactly what the
+        worker will validate successfully.
+        """
+        if isinstance(payload, BaseModel) and isinstance(payload, self.schema):
+            # pydantic trusts an instance without checking it again, but it
+            # may have been built with model_construct() or changed since.
+            fields = self._dump(payload)
+            self.validate(fields)
+            return fields
+        return self._dump(self.validate(payload))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A digest of the input schema, to spot producers on another version."""
+        return fingerprint(self._adapter.json_schema())
+
+    def _dump(self, payload: Any) -> dict[str, Any]:
+        try:
+            fields: dict[str, Any] = self._adapter.dump_python(
+                payload, mode="json", warnings=False
+            )
+        except (PydanticSerializationError, ValueError) as exc:
+            raise InvalidPayloadError(
+                f"payload of job {self.name!r} cannot be sent as JSON: {exc}; "
+                "use field types with a JSON form"
+            ) from exc
         return fields
 
     def delay(self, *args: Any, **fields: Any) -> DispatchResult[Any]:

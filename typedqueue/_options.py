@@ -34,6 +34,11 @@ class DispatchOptions(TypedDict, Generic[Q], total=False):
 
 
 OPTION_NAMES: Final = frozenset(DispatchOptions.__annotations__)
+MAX_ATTEMPTS_LIMIT: Final = 10_000
+# Deeper JSON than this is a mistake (or a cycle), not meta.
+MAX_JSON_DEPTH: Final = 64
+# Python refuses to print longer ints, so the message could not be encoded.
+MAX_INT_DIGITS: Final = 4000
 
 
 def check_option_names(options: Mapping[str, object]) -> None:
@@ -48,46 +53,72 @@ def check_option_names(options: Mapping[str, object]) -> None:
 
 def check_max_attempts(value: object) -> int:
     """Return ``value`` if it is a whole number of attempts, at least one."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 1 <= value <= MAX_ATTEMPTS_LIMIT
+    ):
         raise InvalidOptionError(
-            f"invalid max_attempts {value!r}: use a whole number of at least 1 "
-            "(it counts every attempt, the first one included)"
+            f"invalid max_attempts {value!r}: use a whole number from 1 to "
+            f"{MAX_ATTEMPTS_LIMIT} (it counts every attempt, the first included)"
         )
     return value
 
 
 def check_dedupe_key(value: object) -> str:
     """Return ``value`` if it can serve as a dedupe key."""
-    if not isinstance(value, str) or not value:
+    if not isinstance(value, str) or not value or not value.isprintable():
         raise InvalidOptionError(
-            f"invalid dedupe_key {value!r}: use a non-empty string, "
-            "such as 'welcome:42'"
+            f"invalid dedupe_key {value!r}: use a non-empty string of printable "
+            "characters, such as 'welcome:42'"
         )
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise InvalidOptionError(
+            f"invalid dedupe_key {value!r}: it holds a lone surrogate, which "
+            "has no UTF-8 form; use a valid Unicode string"
+        ) from None
     return value
 
 
-def to_json(value: object, where: str) -> JsonValue:
+def to_json(value: object, where: str, depth: int = 0) -> JsonValue:
     """Return a plain-JSON copy of ``value``, or say where it is not JSON.
 
     Checked at dispatch so that an unserializable value fails in the caller,
     not in the worker after the message was already published.
     """
-    if value is None or isinstance(value, bool | int | str):
+    if depth > MAX_JSON_DEPTH:
+        raise _not_json(
+            where, "nested too deep", f"JSON here stops at {MAX_JSON_DEPTH} levels"
+        )
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        if abs(value) >= 10**MAX_INT_DIGITS:
+            raise _not_json(
+                where, "a huge int", f"ints stop at {MAX_INT_DIGITS} digits"
+            )
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _not_json(value, where, "NaN and infinities have no JSON form")
+            raise _not_json(where, repr(value), "NaN and infinities have no JSON form")
         return value
     if isinstance(value, Mapping):
         copy: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise _not_json(key, f"{where} key", "JSON object keys are strings")
-            copy[key] = to_json(item, f"{where}[{key!r}]")
+                raise _not_json(
+                    f"{where} key", repr(key), "JSON object keys are strings"
+                )
+            copy[key] = to_json(item, f"{where}[{key!r}]", depth + 1)
         return copy
     if isinstance(value, list | tuple):
-        return [to_json(item, f"{where}[{index}]") for index, item in enumerate(value)]
-    raise _not_json(value, where, f"{type(value).__name__} has no JSON form")
+        return [
+            to_json(item, f"{where}[{index}]", depth + 1)
+            for index, item in enumerate(value)
+        ]
+    raise _not_json(where, repr(value), f"{type(value).__name__} has no JSON form")
 
 
 def check_meta(value: object) -> dict[str, Any]:
@@ -102,8 +133,8 @@ def check_meta(value: object) -> dict[str, Any]:
     return meta
 
 
-def _not_json(value: object, where: str, why: str) -> InvalidOptionError:
+def _not_json(where: str, shown: str, why: str) -> InvalidOptionError:
     return InvalidOptionError(
-        f"{where} is {value!r}, which cannot be sent: {why}; "
+        f"{where} is {shown}, which cannot be sent: {why}; "
         "use None, bool, int, float, str, list or dict with string keys"
     )

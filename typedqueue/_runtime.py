@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import time
@@ -17,21 +16,37 @@ from kombu import Exchange, Queue
 from typedqueue._backoff import Backoff
 from typedqueue._client import Client
 from typedqueue._embedded import EmbeddedWorker
-from typedqueue._envelope import DUE_HEADER, Envelope
+from typedqueue._envelope import Envelope
 from typedqueue._errors import ConfigurationError, UnknownJobError
+from typedqueue._guard import Guard
 from typedqueue._job import Handler, Job, is_schema, schema_of
 from typedqueue._locks import LockStore, MemoryLockStore, RedisLockStore
 from typedqueue._options import Q, check_max_attempts
 from typedqueue._session import get_session
 from typedqueue._task import run_job
+from typedqueue._wire import DUE
 
 P = TypeVar("P")
 
 BROKER_URL_ENV = "TYPEDQUEUE_BROKER_URL"
 REDIS_URL_ENV = "TYPEDQUEUE_REDIS_URL"
 RESULT_BACKEND_ENV = "TYPEDQUEUE_RESULT_BACKEND"
+SESSION_SECRET_ENV = "TYPEDQUEUE_SESSION_SECRET"
 
 DEFAULT_DEDUPE_TTL_S = 3600.0
+DEFAULT_LEASE_S = 30.0
+MIN_SECONDS = 0.01
+MAX_SECONDS = 365 * 24 * 3600.0
+# How long a Redis call may hang before dispatch gives up on it.
+SOCKET_TIMEOUT_S = 2.0
+# Publishing is tried three times in all, so a dispatch to a broker that is
+# down or hung fails within 3 * SOCKET_TIMEOUT_S plus these short pauses.
+PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.2,
+}
 # kombu's Redis transport default.
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 MIN_HOP_MS = 500
@@ -47,9 +62,15 @@ class QueueRuntime(Generic[Q]):
         runtime = QueueRuntime[Queue](queues=("default", "low"))
 
     Settings come from the arguments, else from ``TYPEDQUEUE_BROKER_URL``,
-    ``TYPEDQUEUE_REDIS_URL`` and ``TYPEDQUEUE_RESULT_BACKEND``. With no broker
-    at all the runtime is embedded: an in-memory broker, a worker thread in
-    this process and in-process dedupe locks, so it needs no server.
+    ``TYPEDQUEUE_REDIS_URL``, ``TYPEDQUEUE_RESULT_BACKEND`` and
+    ``TYPEDQUEUE_SESSION_SECRET``. With no broker at all the runtime is
+    embedded: an in-memory broker, a worker thread in this process and
+    in-process dedupe locks, so it needs no server.
+
+    ``session_secret`` signs every session a dispatch sends, and makes the
+    worker refuse a session that is unsigned or signed with another secret.
+    ``lease_s`` is how long a killed worker's attempt stays claimed before a
+    redelivered copy may run it again.
     """
 
     def __init__(
@@ -61,11 +82,16 @@ class QueueRuntime(Generic[Q]):
         redis_url: str | None = None,
         result_backend: str | None = None,
         session_provider: Callable[[], Any] | None = None,
+        session_secret: str | bytes | None = None,
         name: str = "typedqueue",
         dedupe_ttl_s: float = DEFAULT_DEDUPE_TTL_S,
+        lease_s: float = DEFAULT_LEASE_S,
     ) -> None:
         self.queues: tuple[Q, ...] = _check_queues(queues)
-        self.dedupe_ttl_s = _check_ttl(dedupe_ttl_s)
+        self.dedupe_ttl_s = _check_seconds("dedupe_ttl_s", dedupe_ttl_s)
+        self.lease_s = _check_seconds("lease_s", lease_s)
+        secret = session_secret or os.environ.get(SESSION_SECRET_ENV) or None
+        self.session_secret = secret.encode() if isinstance(secret, str) else secret
         self._session_provider = session_provider
         self._jobs: dict[str, Job[Any]] = {}
         self._tasks: dict[str, Task[Any, Any]] = {}
@@ -137,7 +163,9 @@ class QueueRuntime(Generic[Q]):
                 max_attempts=max_attempts,
                 queue=queue,
                 backoff=backoff or Backoff(),
-                dedupe_ttl_s=_check_ttl(dedupe_ttl_s or self.dedupe_ttl_s),
+                dedupe_ttl_s=_check_seconds(
+                    "dedupe_ttl_s", dedupe_ttl_s or self.dedupe_ttl_s
+                ),
             )
             self._register(job)
             return job
@@ -163,7 +191,35 @@ class QueueRuntime(Generic[Q]):
                 "dedupe_key needs Redis, and this runtime has none: pass "
                 f"redis_url= to QueueRuntime or set {REDIS_URL_ENV}"
             )
-        return RedisLockStore(redis.Redis.from_url(self.redis_url))
+        return RedisLockStore(self.redis)
+
+    @cached_property
+    def redis(self) -> redis.Redis:
+        """The client of the Redis server behind dedupe locks and claims."""
+        if self.redis_url is None:
+            raise ConfigurationError(
+                f"this runtime has no Redis: pass redis_url= or set {REDIS_URL_ENV}"
+            )
+        return redis.Redis.from_url(
+            self.redis_url,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+        )
+
+    @cached_property
+    def guard(self) -> Guard | None:
+        """Claims of running attempts, or ``None`` without Redis to keep them.
+
+        The embedded runtime needs none: its in-memory broker never
+        redelivers.
+        """
+        if self.embedded or self.redis_url is None:
+            return None
+        options = self.celery.conf.broker_transport_options or {}
+        timeout_s = options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT_S)
+        # A copy of an attempt can surface up to one visibility timeout after
+        # the attempt ended; until then, "done" must still be known.
+        return Guard(self.redis, lease_s=self.lease_s, done_ttl_s=timeout_s + 60)
 
     def check_owns(self, job: object) -> None:
         """Refuse a job that was not declared on this runtime."""
@@ -193,7 +249,7 @@ class QueueRuntime(Generic[Q]):
             # to another worker if it stays unacknowledged past the visibility
             # timeout: every copy would then run when due. A long delay is
             # therefore travelled in hops well inside that timeout.
-            headers = {**headers, DUE_HEADER: _now_ms() + delay_ms}
+            headers = {**headers, DUE: _now_ms() + delay_ms}
             delay_ms = self.hop_ms
         try:
             self.send(
@@ -224,6 +280,7 @@ class QueueRuntime(Generic[Q]):
             task_id=job_id,
             queue=queue,
             headers=headers,
+            retry_policy=PUBLISH_RETRY_POLICY,
             **_countdown(delay_ms),
         )
 
@@ -263,14 +320,29 @@ class QueueRuntime(Generic[Q]):
         # Celery compiles a function of this name to check call signatures,
         # so it must be an identifier even when the job name is "app.send".
         run.__name__ = run.__qualname__ = re.sub(r"\W|^(?=\d)", "_", job.name)
+        # The registry as it stands, without finalizing the app as
+        # app.tasks would.
+        registered = getattr(self.celery, "_tasks", None) or {}
+        if job.name in registered:
+            raise ConfigurationError(
+                f"the Celery app already has a task named {job.name!r}; remove "
+                "it (the job replaces it) or give the job another name"
+            )
         register: Any = self.celery.task
         self._tasks[job.name] = register(
             run,
             name=job.name,
             bind=True,
             shared=False,
+            # Registered now, so a later @app.task of the same name is the
+            # one Celery refuses, and says so.
+            lazy=False,
             # Attempts are counted by typedqueue, never cut short by Celery.
             max_retries=None,
+            # Acknowledged once the attempt has ended: a worker that dies
+            # mid-job leaves the message to be delivered again.
+            acks_late=True,
+            reject_on_worker_lost=True,
         )
         self._jobs[job.name] = job
 
@@ -290,11 +362,10 @@ def _new_app(
     result_backend: str | None,
     queues: Sequence[str],
 ) -> Celery:
-    embedded = broker_url is None
     app = Celery(
         name,
         broker=broker_url or "memory://localhost/",
-        backend=result_backend or ("cache+memory://" if embedded else None),
+        backend=result_backend or (None if broker_url else "cache+memory://"),
     )
     app.conf.update(
         task_serializer="json",
@@ -303,11 +374,20 @@ def _new_app(
         # A typo'd queue must fail at publish, not sit unread in the broker.
         task_create_missing_queues=False,
         broker_connection_retry_on_startup=True,
+        # With late acks, a worker holding several unstarted messages would
+        # keep them from idle workers, and past the visibility timeout.
+        worker_prefetch_multiplier=1,
     )
-    if embedded:
+    if broker_url is None:
         # The in-memory transport polls; its default 1 s would add a second
         # to every job's latency.
         app.conf.broker_transport_options = {"polling_interval": 0.01}
+    elif broker_url.startswith(("redis://", "rediss://")):
+        # Without timeouts a hung Redis would hang every dispatch for good.
+        app.conf.broker_transport_options = {
+            "socket_timeout": SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": SOCKET_TIMEOUT_S,
+        }
     _declare_queues(app, queues)
     app.conf.task_default_queue = queues[0]
     return app
@@ -340,14 +420,14 @@ def _check_queues(queues: Sequence[Q]) -> tuple[Q, ...]:
     return names
 
 
-def _check_ttl(ttl_s: object) -> float:
+def _check_seconds(setting: str, value: object) -> float:
     if (
-        isinstance(ttl_s, bool)
-        or not isinstance(ttl_s, int | float)
-        or not math.isfinite(ttl_s)
-        or ttl_s <= 0
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not MIN_SECONDS <= value <= MAX_SECONDS
     ):
         raise ConfigurationError(
-            f"invalid dedupe_ttl_s {ttl_s!r}: use a positive number of seconds"
+            f"invalid {setting} {value!r}: use a number of seconds from "
+            f"{MIN_SECONDS} to {MAX_SECONDS:.0f} (one year)"
         )
-    return float(ttl_s)
+    return float(value)

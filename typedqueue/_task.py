@@ -1,101 +1,164 @@
 """The worker side: the Celery task that runs a typedqueue job.
 
 Each job is registered as a plain Celery task under the job's name, so any
-``celery worker`` that imports the runtime's module runs it. The task reads
-typedqueue's headers, validates the payload into the schema's type, restores
-the session around the handler, and decides between a retry and the final
-failure itself: the handler's own exception is what a failed job ends with.
+``celery worker`` that imports the runtime's module runs it. For every
+message the task checks typedqueue's headers, claims the attempt, validates
+the payload into the schema's type, restores the session around the handler,
+and decides between a retry and the final failure itself: a failed job ends
+with the handler's own exception.
 """
 
 from __future__ import annotations
 
+import copy
 import logging
-import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
+import redis
 from celery import Task
-from celery.exceptions import Ignore, Retry
+from celery.exceptions import Ignore, Reject, Retry
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from typedqueue import _wire as wire
 from typedqueue._context import JobContext
-from typedqueue._envelope import (
-    DUE_HEADER,
-    LOCK_HEADER,
-    MAX_ATTEMPTS_HEADER,
-    META_HEADER,
-    SESSION_HEADER,
-)
+from typedqueue._guard import Busy
 from typedqueue._job import Job
 from typedqueue._session import session_scope
 
+if TYPE_CHECKING:
+    from typedqueue._runtime import QueueRuntime
+
 logger = logging.getLogger(__name__)
+
+_warned_fingerprints: set[tuple[str, str]] = set()
 
 
 def run_job(
-    task: Task[Any, Any],
-    job: Job[Any],
-    args: tuple[Any, ...],
-    fields: dict[str, Any],
+    task: Task[Any, Any], job: Job[Any], args: tuple[Any, ...], fields: dict[str, Any]
 ) -> Any:
     """Run one attempt of ``job`` for the message ``task`` is executing."""
     request = task.request
+    runtime = job.runtime
     headers: dict[str, Any] = request.headers or {}
-    ctx = JobContext(
-        job_id=str(request.id),
-        name=job.name,
-        queue=_queue_of(request, job),
-        attempt=request.retries + 1,
-        max_attempts=headers.get(MAX_ATTEMPTS_HEADER, job.max_attempts),
-        meta=headers.get(META_HEADER) or {},
-        session=headers.get(SESSION_HEADER),
-    )
-    log_fields = {"job_id": ctx.job_id, "job_name": ctx.name, "queue": ctx.queue}
-
-    due_ms = headers.get(DUE_HEADER)
-    if isinstance(due_ms, int) and due_ms > time.time() * 1000:
-        _hop(job, ctx, headers, fields, due_ms)
+    job_id = str(request.id)
+    queue = _queue_of(request, job)
+    log = {"job_id": job_id, "job_name": job.name, "queue": queue}
 
     try:
-        if args:
-            raise TypeError(
-                f"job {job.name} got positional arguments {args!r}; typedqueue "
-                "sends the payload's fields as keyword arguments"
-            )
-        payload = job.validate(fields)
-    except (TypeError, ValidationError) as exc:
-        # Retrying cannot fix a message that does not fit the schema.
-        logger.error(
-            "Rejected job %s[%s]: its payload does not match %s: %s",
-            ctx.name,
-            ctx.job_id,
-            job.schema.__name__,
-            exc,
-            extra=log_fields,
+        received = wire.read_headers(
+            headers,
+            job_id=job_id,
+            default_max_attempts=job.max_attempts,
+            secret=runtime.session_secret,
         )
-        _release(job, headers, ctx)
-        raise
+    except wire.PoisonMessage as exc:
+        _reject(job, job_id, str(exc), log, lock=None)
 
+    if received.due_ms is not None and received.due_ms > wire.now_ms():
+        _hop(job, job_id, queue, headers, fields, received.due_ms, log)
+
+    attempt = request.retries + 1
+    claim = _claim(runtime, job_id, attempt, log)
+    if isinstance(claim, Busy):
+        _requeue_copy(job, job_id, queue, headers, fields, claim, log)
+
+    try:
+        payload = _validate(job, received, args, fields, log)
+    except wire.PoisonMessage as exc:
+        _finish(runtime, claim)
+        _reject(job, job_id, str(exc), log, lock=received.lock)
+
+    # Copies: whatever the handler does to them, the next attempt gets the
+    # values that were dispatched.
+    ctx = JobContext(
+        job_id=job_id,
+        name=job.name,
+        queue=queue,
+        attempt=attempt,
+        max_attempts=received.max_attempts,
+        meta=copy.deepcopy(received.meta),
+        session=copy.deepcopy(received.session),
+    )
     try:
         with session_scope(ctx.session):
             result = job.handler(payload, ctx)
     except Exception as exc:
-        if ctx.attempt < ctx.max_attempts:
-            _retry(task, job, ctx, exc, headers)
+        if attempt < received.max_attempts:
+            _retry(task, job, ctx, exc, claim, received, log)
         logger.warning(
             "Job %s[%s] failed on its last attempt (%d of %d): %r",
-            ctx.name,
-            ctx.job_id,
-            ctx.attempt,
-            ctx.max_attempts,
+            job.name,
+            job_id,
+            attempt,
+            received.max_attempts,
             exc,
-            extra={**log_fields, "attempt": ctx.attempt},
+            extra={**log, "attempt": attempt},
         )
-        _release(job, headers, ctx)
+        _finish(runtime, claim)
+        _release(runtime, received.lock, log)
         raise
 
-    _release(job, headers, ctx)
+    _finish(runtime, claim)
+    _release(runtime, received.lock, log)
     return to_jsonable_python(result)
+
+
+def _validate(
+    job: Job[Any],
+    received: wire.Received,
+    args: tuple[Any, ...],
+    fields: dict[str, Any],
+    log: dict[str, str],
+) -> Any:
+    if args:
+        raise wire.PoisonMessage(
+            f"it has positional arguments {args!r}; typedqueue sends the "
+            "payload's fields as keyword arguments"
+        )
+    if received.schema is not None and received.schema != job.fingerprint:
+        _warn_fingerprint(job, received.schema, log)
+    try:
+        return job.validate(fields)
+    except ValidationError as exc:
+        # Retrying cannot fix a message that does not fit the schema.
+        errors = "; ".join(
+            f"{'.'.join(map(str, error['loc'])) or 'payload'}: {error['msg']}"
+            for error in exc.errors()
+        )
+        raise wire.PoisonMessage(
+            f"its payload does not match {job.schema.__name__} ({errors})"
+        ) from None
+
+
+def _warn_fingerprint(job: Job[Any], theirs: str, log: dict[str, str]) -> None:
+    if (job.name, theirs) in _warned_fingerprints:
+        return
+    _warned_fingerprints.add((job.name, theirs))
+    logger.warning(
+        "Job %s[%s] was sent with another version of %s (schema %s, this "
+        "worker has %s); validating it against this worker's",
+        job.name,
+        log["job_id"],
+        job.schema.__name__,
+        theirs,
+        job.fingerprint,
+        extra=log,
+    )
+
+
+def _reject(
+    job: Job[Any],
+    job_id: str,
+    reason: str,
+    log: dict[str, str],
+    lock: tuple[str, str] | None,
+) -> NoReturn:
+    """Fail the job for good without running it; raises Celery's ``Reject``."""
+    logger.error("Rejected job %s[%s]: %s", job.name, job_id, reason, extra=log)
+    _release(job.runtime, lock, log)
+    # Not requeued: Celery records the job as failed and drops the message.
+    raise Reject(f"rejected: {reason}", requeue=False)
 
 
 def _retry(
@@ -103,8 +166,10 @@ def _retry(
     job: Job[Any],
     ctx: JobContext,
     exc: Exception,
-    headers: dict[str, Any],
-) -> None:
+    claim: str | None,
+    received: wire.Received,
+    log: dict[str, str],
+) -> NoReturn:
     """Publish the next attempt; raises Celery's ``Retry`` once it is out."""
     wait_s = job.backoff.wait_s(ctx.attempt)
     logger.info(
@@ -115,62 +180,143 @@ def _retry(
         ctx.max_attempts,
         exc,
         wait_s,
-        extra={
-            "job_id": ctx.job_id,
-            "job_name": ctx.name,
-            "queue": ctx.queue,
-            "attempt": ctx.attempt,
-        },
+        extra={**log, "attempt": ctx.attempt},
     )
     try:
         # The task's max_retries is None: typedqueue counts attempts itself,
         # and Celery must neither stop early nor replace the handler's error.
         raise task.retry(exc=exc, countdown=wait_s)
     except Retry:
+        _finish(job.runtime, claim)
         raise
     except Exception:
         # The next attempt was never published, so this job ends here.
-        _release(job, headers, ctx)
+        _finish(job.runtime, claim)
+        _release(job.runtime, received.lock, log)
         raise
 
 
 def _hop(
     job: Job[Any],
-    ctx: JobContext,
+    job_id: str,
+    queue: str,
     headers: dict[str, Any],
     fields: dict[str, Any],
     due_ms: int,
-) -> None:
+    log: dict[str, str],
+) -> NoReturn:
     """Publish the next hop of a long delay; raises Celery's ``Ignore``."""
-    runtime = job.runtime
-    left_ms = due_ms - int(time.time() * 1000)
-    own = {name: value for name, value in headers.items() if name.startswith("tq_")}
-    runtime.send(
-        job.name, ctx.job_id, ctx.queue, fields, own, min(left_ms, runtime.hop_ms)
-    )
+    left_ms = due_ms - wire.now_ms()
+    _resend(job, job_id, queue, headers, fields, min(left_ms, job.runtime.hop_ms))
     logger.debug(
         "Job %s[%s] is due in %d ms; published its next hop",
-        ctx.name,
-        ctx.job_id,
+        job.name,
+        job_id,
         left_ms,
-        extra={"job_id": ctx.job_id, "job_name": ctx.name, "queue": ctx.queue},
+        extra=log,
     )
-    # Ignore: this message is done, without a state of its own; the job
-    # goes on in the hop just published.
+    # This message is done without a state of its own; the job goes on in
+    # the hop just published.
     raise Ignore()
 
 
-def _release(job: Job[Any], headers: dict[str, Any], ctx: JobContext) -> None:
-    lock = headers.get(LOCK_HEADER)
-    if not isinstance(lock, dict):
+def _requeue_copy(
+    job: Job[Any],
+    job_id: str,
+    queue: str,
+    headers: dict[str, Any],
+    fields: dict[str, Any],
+    busy: Busy,
+    log: dict[str, str],
+) -> NoReturn:
+    """Send a redelivered copy back until its attempt ends; raises ``Ignore``."""
+    # The copy stays in play in case the running attempt dies: it then runs
+    # once the lease lapses instead of the job being lost.
+    _resend(job, job_id, queue, headers, fields, busy.wait_ms)
+    logger.info(
+        "Job %s[%s] is already running elsewhere; checking again in %d ms",
+        job.name,
+        job_id,
+        busy.wait_ms,
+        extra=log,
+    )
+    raise Ignore()
+
+
+def _resend(
+    job: Job[Any],
+    job_id: str,
+    queue: str,
+    headers: dict[str, Any],
+    fields: dict[str, Any],
+    delay_ms: int,
+) -> None:
+    own = {name: value for name, value in headers.items() if name.startswith("tq_")}
+    job.runtime.send(job.name, job_id, queue, fields, own, delay_ms)
+
+
+def _claim(
+    runtime: QueueRuntime[Any], job_id: str, attempt: int, log: dict[str, str]
+) -> str | Busy | None:
+    """Claim the attempt; ``Ignore`` a copy of one that has already run."""
+    guard = runtime.guard
+    if guard is None:
+        return None
+    try:
+        claim = guard.claim(job_id, attempt)
+    except redis.RedisError as exc:
+        # Without Redis the attempt cannot be claimed; running it keeps the
+        # at-least-once promise, at the risk of a second run.
+        logger.warning(
+            "Could not claim attempt %d of job %s: %s; running it unclaimed",
+            attempt,
+            job_id,
+            exc,
+            extra=log,
+        )
+        return None
+    if claim is None:
+        logger.info(
+            "Dropped a copy of attempt %d of job %s, which has already run",
+            attempt,
+            job_id,
+            extra=log,
+        )
+        raise Ignore()
+    return claim
+
+
+def _finish(runtime: QueueRuntime[Any], claim: str | Busy | None) -> None:
+    if runtime.guard is None or not isinstance(claim, str):
         return
-    released = job.runtime.locks.release(str(lock.get("key")), str(lock.get("token")))
+    try:
+        runtime.guard.finish(claim)
+    except redis.RedisError as exc:
+        logger.warning("Could not mark %s done: %s", claim, exc)
+
+
+def _release(
+    runtime: QueueRuntime[Any], lock: tuple[str, str] | None, log: dict[str, str]
+) -> None:
+    if lock is None:
+        return
+    key, token = lock
+    try:
+        released = runtime.locks.release(key, token)
+    except redis.RedisError as exc:
+        # The job's outcome stands; the lock lapses with its TTL.
+        logger.warning(
+            "Could not release the dedupe lock of job %s: %s; it expires by its TTL",
+            log["job_id"],
+            exc,
+            extra=log,
+        )
+        return
     logger.debug(
-        "Job %s[%s] %s its dedupe lock",
-        ctx.name,
-        ctx.job_id,
+        "Job %s %s its dedupe lock",
+        log["job_id"],
         "released" if released else "no longer held",
-        extra={"job_id": ctx.job_id, "job_name": ctx.name, "queue": ctx.queue},
+        extra=log,
     )
 
 

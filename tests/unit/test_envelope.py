@@ -18,6 +18,7 @@ from typedqueue import (
     session_scope,
 )
 from typedqueue._envelope import Envelope, build_envelope, parse_lock_token
+from typedqueue._wire import read_headers
 
 Queue = Literal["default", "low"]
 
@@ -45,13 +46,16 @@ def _job(runtime: QueueRuntime[Queue], **settings: Any) -> Any:
 def _build(
     runtime: QueueRuntime[Queue], job: Any, payload: object, **options: Any
 ) -> Envelope:
-    return build_envelope(
-        job,
-        payload,
-        options,
-        queues=runtime.queues,
-        capture_session=runtime.capture_session,
+    assert job.runtime is runtime
+    return build_envelope(job, payload, options)
+
+
+def _session(envelope: Envelope) -> Any:
+    """The session a worker reads back from the envelope's headers."""
+    received = read_headers(
+        envelope.headers, job_id=envelope.job_id, default_max_attempts=1, secret=None
     )
+    return received.session
 
 
 def test_defaults(runtime: QueueRuntime[Queue]) -> None:
@@ -61,7 +65,11 @@ def test_defaults(runtime: QueueRuntime[Queue]) -> None:
     assert envelope.queue == "default"
     assert envelope.delay_ms == 0
     assert envelope.fields == {"to": "a@b.c", "count": 1}
-    assert envelope.headers == {"tq_v": 1, "tq_max_attempts": 1}
+    assert envelope.headers == {
+        "tq_v": 1,
+        "tq_max_attempts": 1,
+        "tq_schema": _job(QueueRuntime(queues=("x",))).fingerprint,
+    }
     assert envelope.lock is None
 
 
@@ -117,9 +125,9 @@ def test_session_is_captured_from_the_context(runtime: QueueRuntime[Queue]) -> N
         explicit = _build(runtime, job, {"to": "a@b.c"}, session={"user": 2})
     outside = _build(runtime, job, {"to": "a@b.c"})
 
-    assert captured.headers["tq_session"] == {"user": 1}
+    assert _session(captured) == {"user": 1}
     assert "tq_session" not in suppressed.headers
-    assert explicit.headers["tq_session"] == {"user": 2}
+    assert _session(explicit) == {"user": 2}
     assert "tq_session" not in outside.headers
 
 
@@ -131,7 +139,7 @@ def test_session_provider_replaces_the_context() -> None:
     with session_scope("from-context"):
         envelope = _build(runtime, _job(runtime), {"to": "a@b.c"})
 
-    assert envelope.headers["tq_session"] == "from-provider"
+    assert _session(envelope) == "from-provider"
 
 
 def test_unserializable_session_is_refused(runtime: QueueRuntime[Queue]) -> None:

@@ -34,7 +34,9 @@ GATE_TIMEOUT_S = 30
 
 @cache
 def recorder() -> redis.Redis:
-    return redis.Redis.from_url(os.environ["TYPEDQUEUE_REDIS_URL"])
+    # Runs are recorded on the session's server even by a worker whose
+    # broker is another one.
+    return redis.Redis.from_url(os.environ["TQ_TEST_RECORD_URL"])
 
 
 def record(tag: str, payload: object, ctx: JobContext) -> None:

@@ -50,29 +50,41 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = shutil.which("redis-server")
-    if server is None:
-        pytest.fail(
-            "redis-server is not installed; install it (Debian: "
-            "apt-get install redis-server) to run the integration tests"
-        )
-    port = _free_port()
-    workdir = tmp_path_factory.mktemp("redis")
-    process = subprocess.Popen(
-        [server, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-        + ["--appendonly", "no", "--dir", str(workdir)],
-        stdout=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
+class RedisServer:
+    """A redis-server process on a loopback port, which tests may stop and restart."""
+
+    def __init__(self, workdir: Path) -> None:
+        server = shutil.which("redis-server")
+        if server is None:
+            pytest.fail(
+                "redis-server is not installed; install it (Debian: "
+                "apt-get install redis-server) to run the integration tests"
+            )
+        self.command = [server, "--port", str(_free_port()), "--bind", "127.0.0.1"]
+        self.command += ["--save", "", "--appendonly", "no", "--dir", str(workdir)]
+        self.url = f"redis://127.0.0.1:{self.command[2]}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.start()
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, stdout=subprocess.DEVNULL)
+        client = redis.Redis.from_url(self.url)
         wait_for(lambda: _pings(client), START_TIMEOUT_S, "redis-server to start")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(10)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(10)
+            self.process = None
+
+    def pause(self) -> None:
+        """Freeze the server: connections stay open and nothing answers."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGCONT)
 
 
 def _pings(client: redis.Redis) -> bool:
@@ -83,12 +95,31 @@ def _pings(client: redis.Redis) -> bool:
 
 
 @pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's redis-server, which every session worker uses."""
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server of the test's own, to stop, freeze and restart."""
+    server = RedisServer(tmp_path)
+    yield server
+    if server.process is not None:
+        server.resume()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
 def worker_env(redis_url: str) -> dict[str, str]:
     """The environment both this process and the workers configure from."""
     env = {
         "TYPEDQUEUE_BROKER_URL": redis_url,
         "TYPEDQUEUE_REDIS_URL": redis_url,
         "TYPEDQUEUE_RESULT_BACKEND": redis_url.rsplit("/", 1)[0] + "/1",
+        "TQ_TEST_RECORD_URL": redis_url,
     }
     os.environ.update(env)
     return env
@@ -160,10 +191,13 @@ def spawn_worker(
     started: list[Worker] = []
 
     def spawn(
-        queues: str, pool: str = "solo", app: str = "tests.integration.app"
+        queues: str,
+        pool: str = "solo",
+        app: str = "tests.integration.app",
+        env: dict[str, str] | None = None,
     ) -> Worker:
         log = tmp_path / f"worker{len(started)}.log"
-        worker = Worker(queues, pool, worker_env, log, app)
+        worker = Worker(queues, pool, {**worker_env, **(env or {})}, log, app)
         started.append(worker)
         return worker
 

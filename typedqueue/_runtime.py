@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import time
@@ -10,7 +11,7 @@ from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 import redis
-from celery import Celery, Task
+from celery import Celery, Task, signals
 from kombu import Exchange, Queue
 
 from typedqueue._backoff import Backoff
@@ -27,6 +28,8 @@ from typedqueue._task import run_job
 from typedqueue._wire import DUE
 
 P = TypeVar("P")
+
+logger = logging.getLogger(__name__)
 
 BROKER_URL_ENV = "TYPEDQUEUE_BROKER_URL"
 REDIS_URL_ENV = "TYPEDQUEUE_REDIS_URL"
@@ -51,6 +54,17 @@ PUBLISH_RETRY_POLICY = {
 # kombu's Redis transport default.
 DEFAULT_VISIBILITY_TIMEOUT_S = 3600
 MIN_HOP_MS = 500
+
+
+@signals.task_unknown.connect
+def _log_unknown(name: str, id: str, **_: Any) -> None:
+    # Celery logs the whole message too; this is the line that says why.
+    logger.error(
+        "Rejected job %s[%s]: this worker has no job or task of that name",
+        name,
+        id,
+        extra={"job_id": id, "job_name": name},
+    )
 
 
 class QueueRuntime(Generic[Q]):

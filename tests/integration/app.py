@@ -56,10 +56,15 @@ class Probe(BaseModel):
     """Raise ValueError("boom") on every attempt up to this one."""
     gate: bool = False
     """Wait, after recording, until the test pushes to gate:<tag>."""
+    scribble: bool = False
+    """Write into ctx.meta and the session, as a careless handler might."""
 
 
 def run_probe(payload: Probe, ctx: JobContext) -> None:
     record(payload.tag, payload, ctx)
+    if payload.scribble:
+        ctx.meta["touched"] = ctx.attempt  # type: ignore[index]
+        get_session()["touched"] = ctx.attempt
     if payload.gate:
         recorder().blpop([f"gate:{payload.tag}"], timeout=GATE_TIMEOUT_S)
     if ctx.attempt <= payload.fail_until:

@@ -120,6 +120,8 @@ def worker_env(redis_url: str) -> dict[str, str]:
         "TYPEDQUEUE_REDIS_URL": redis_url,
         "TYPEDQUEUE_RESULT_BACKEND": redis_url.rsplit("/", 1)[0] + "/1",
         "TQ_TEST_RECORD_URL": redis_url,
+        # Every session a test sends is signed, and checked by the workers.
+        "TYPEDQUEUE_SESSION_SECRET": "test-secret",
     }
     os.environ.update(env)
     return env
@@ -143,13 +145,14 @@ class Worker:
         env: dict[str, str],
         log: Path,
         app: str = "tests.integration.app",
+        loglevel: str = "INFO",
     ) -> None:
         self.log = log
         self._log_file = log.open("wb")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "celery", "-A", app, "worker"]
             + ["-Q", queues, "--pool", pool, "--concurrency", "1"]
-            + ["--loglevel", "INFO", "--hostname", f"{uuid.uuid4().hex[:8]}@%h"]
+            + ["--loglevel", loglevel, "--hostname", f"{uuid.uuid4().hex[:8]}@%h"]
             + ["--without-heartbeat", "--without-mingle", "--without-gossip"],
             cwd=ROOT,
             env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
@@ -161,11 +164,11 @@ class Worker:
 
     def _ready(self) -> bool:
         if self.process.poll() is not None:
-            pytest.fail(f"worker exited early:\n{self.output()}")
+            pytest.fail(f"worker exited early:\n{self.output()[-5000:]}")
         return b" ready." in self.log.read_bytes()
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")[-5000:]
+        return self.log.read_text(errors="replace")
 
     def kill(self) -> None:
         """SIGKILL the worker and every process it started."""
@@ -195,9 +198,11 @@ def spawn_worker(
         pool: str = "solo",
         app: str = "tests.integration.app",
         env: dict[str, str] | None = None,
+        loglevel: str = "INFO",
     ) -> Worker:
         log = tmp_path / f"worker{len(started)}.log"
-        worker = Worker(queues, pool, {**worker_env, **(env or {})}, log, app)
+        env = {**worker_env, **(env or {})}
+        worker = Worker(queues, pool, env, log, app, loglevel)
         started.append(worker)
         return worker
 

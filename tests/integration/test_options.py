@@ -31,6 +31,25 @@ def high(rdb: redis.Redis) -> Any:
     rdb.delete("high")
 
 
+def test_handler_changes_do_not_reach_the_next_attempt(
+    client: Any, app: ModuleType, runs: Runs, tag: str
+) -> None:
+    """Each attempt gets the dispatched meta and session, whatever earlier ones did."""
+    result = client.dispatch(
+        app.probe,
+        {"tag": tag, "fail_until": 1, "scribble": True},
+        max_attempts=2,
+        meta={"a": 1},
+        session={"u": 1},
+    )
+
+    assert outcome(app, result.job_id).state == "SUCCESS"
+    assert [(run["ctx"].meta, run["session"]) for run in runs.of(tag)] == [
+        ({"a": 1}, {"u": 1}),
+        ({"a": 1}, {"u": 1}),
+    ]
+
+
 @pytest.mark.parametrize(
     ("delay", "expected_s"), [("1d", 86400), ("1h", 3600), ("5m", 300)]
 )

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
-from tests.integration.conftest import Runs
+import redis
+
+from tests.integration.conftest import Runs, Worker, outcome
 from typedqueue import session_scope, set_session
 
 
@@ -52,3 +55,33 @@ def test_session_survives_retries(
 
     first, second = runs.wait(tag, 2)
     assert first["session"] == second["session"] == "token-42"
+
+
+def test_session_never_reaches_logs_or_results(
+    app: ModuleType,
+    spawn_worker: Callable[..., Worker],
+    rdb: redis.Redis,
+    runs: Runs,
+    tag: str,
+) -> None:
+    """At DEBUG a worker's log, and the result backend, never show the session."""
+    worker = spawn_worker("high", pool="prefork", loglevel="DEBUG")
+    client = app.runtime.create_client()
+    marker = f"s3cr3t-{tag}"
+    result = client.dispatch(
+        app.probe,
+        {"tag": tag, "fail_until": 1},
+        queue="high",
+        max_attempts=2,
+        session={"token": marker},
+    )
+
+    outcome(app, result.job_id)
+    [first, second] = runs.of(tag)
+    assert first["session"] == second["session"] == {"token": marker}
+    assert result.job_id in worker.output()
+    assert marker not in worker.output()
+    results = redis.Redis.from_url(app.runtime.celery.conf.result_backend)
+    stored = [results.get(key) or b"" for key in results.scan_iter(_type="string")]
+    assert stored
+    assert not [value for value in stored if marker.encode() in value]

@@ -6,7 +6,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from typedqueue._errors import ConfigurationError
+from typedqueue._errors import ConfigurationError, shown
 
 
 @dataclass(frozen=True)
@@ -31,13 +31,13 @@ class Backoff:
                 or value < 0
             ):
                 raise ConfigurationError(
-                    f"invalid Backoff {field} {value!r}: use a finite number "
+                    f"invalid Backoff {field} {shown(value)}: use a finite number "
                     "of seconds, 0 or more"
                 )
         if self.max_s < self.first_s:
             raise ConfigurationError(
-                f"invalid Backoff: max_s {self.max_s!r} is below "
-                f"first_s {self.first_s!r}; raise max_s or lower first_s"
+                f"invalid Backoff: max_s {shown(self.max_s)} is below "
+                f"first_s {shown(self.first_s)}; raise max_s or lower first_s"
             )
 
     def ceiling_s(self, attempt: int) -> float:

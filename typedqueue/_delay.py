@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from typing import Final
 
-from typedqueue._errors import InvalidDelayError
+from typedqueue._errors import InvalidDelayError, shown
 
 Delay = int | float | str | timedelta
 """What ``delay`` accepts: milliseconds, ``"<number><unit>"`` or a timedelta."""
@@ -57,4 +57,4 @@ def parse_delay(delay: object) -> int:
 
 
 def _invalid(delay: object) -> InvalidDelayError:
-    return InvalidDelayError(f"invalid delay {delay!r}: {_ACCEPTED}")
+    return InvalidDelayError(f"invalid delay {shown(delay)}: {_ACCEPTED}")

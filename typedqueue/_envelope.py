@@ -16,7 +16,7 @@ from typing import Any
 
 from typedqueue import _wire as wire
 from typedqueue._delay import parse_delay
-from typedqueue._errors import DispatchError, UnknownQueueError
+from typedqueue._errors import DispatchError, UnknownQueueError, shown
 from typedqueue._job import Job
 from typedqueue._locks import lock_key
 from typedqueue._options import (
@@ -105,7 +105,7 @@ def resolve_queue(queue: object, job: Job[Any], queues: Sequence[str]) -> str:
     if queue not in queues:
         declared = ", ".join(repr(name) for name in queues)
         raise UnknownQueueError(
-            f"unknown queue {queue!r} for job {job.name!r}: "
+            f"unknown queue {shown(queue)} for job {job.name!r}: "
             f"use one of the declared queues {declared}"
         )
     assert isinstance(queue, str)
@@ -124,7 +124,7 @@ def parse_lock_token(token: str) -> tuple[str, str]:
         return str(holder["job_id"]), str(holder["queue"])
     except (ValueError, TypeError, KeyError):
         raise DispatchError(
-            f"the dedupe lock holds {token!r}, which typedqueue did not write; "
+            f"the dedupe lock holds {shown(token)}, which typedqueue did not write; "
             "delete that key or use another dedupe_key"
         ) from None
 

@@ -38,3 +38,13 @@ class UnknownJobError(TypedQueueError, LookupError):
 
 class DispatchError(TypedQueueError):
     """Raised when the broker did not accept a job; nothing was published."""
+
+
+def shown(value: object, limit: int = 80) -> str:
+    """``repr(value)`` for an error message: short, and never raising itself."""
+    try:
+        text = repr(value)
+    except Exception:
+        # Some values cannot be printed: an int of over 4,300 digits, say.
+        text = f"<{type(value).__name__} that cannot be printed>"
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."

@@ -13,7 +13,7 @@ from typing_extensions import is_typeddict
 
 from typedqueue._backoff import Backoff
 from typedqueue._context import JobContext
-from typedqueue._errors import ConfigurationError, InvalidPayloadError
+from typedqueue._errors import ConfigurationError, InvalidPayloadError, shown
 from typedqueue._wire import fingerprint
 
 if TYPE_CHECKING:
@@ -153,7 +153,7 @@ def schema_of(handler: Callable[..., object]) -> type[Any]:
     schema = hints.get(parameters[0])
     if schema is None or not is_schema(schema):
         raise ConfigurationError(
-            f"handler {name} annotates its payload as {schema!r}; annotate it "
+            f"handler {name} annotates its payload as {shown(schema)}; annotate it "
             "with a pydantic model or a TypedDict, or pass schema= to job()"
         )
     return schema

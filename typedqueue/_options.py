@@ -9,7 +9,7 @@ from typing import Any, Final, Generic, TypeVar
 from typing_extensions import TypedDict
 
 from typedqueue._delay import Delay
-from typedqueue._errors import InvalidOptionError
+from typedqueue._errors import InvalidOptionError, shown
 
 Q = TypeVar("Q", bound=str)
 
@@ -46,7 +46,7 @@ def check_option_names(options: Mapping[str, object]) -> None:
     unknown = sorted(set(options) - OPTION_NAMES)
     if unknown:
         raise InvalidOptionError(
-            f"unknown dispatch option {unknown[0]!r}; "
+            f"unknown dispatch option {shown(unknown[0])}; "
             f"the options are {', '.join(sorted(OPTION_NAMES))}"
         )
 
@@ -59,7 +59,7 @@ def check_max_attempts(value: object) -> int:
         or not 1 <= value <= MAX_ATTEMPTS_LIMIT
     ):
         raise InvalidOptionError(
-            f"invalid max_attempts {value!r}: use a whole number from 1 to "
+            f"invalid max_attempts {shown(value)}: use a whole number from 1 to "
             f"{MAX_ATTEMPTS_LIMIT} (it counts every attempt, the first included)"
         )
     return value
@@ -69,14 +69,14 @@ def check_dedupe_key(value: object) -> str:
     """Return ``value`` if it can serve as a dedupe key."""
     if not isinstance(value, str) or not value or not value.isprintable():
         raise InvalidOptionError(
-            f"invalid dedupe_key {value!r}: use a non-empty string of printable "
+            f"invalid dedupe_key {shown(value)}: use a non-empty string of printable "
             "characters, such as 'welcome:42'"
         )
     try:
         value.encode()
     except UnicodeEncodeError:
         raise InvalidOptionError(
-            f"invalid dedupe_key {value!r}: it holds a lone surrogate, which "
+            f"invalid dedupe_key {shown(value)}: it holds a lone surrogate, which "
             "has no UTF-8 form; use a valid Unicode string"
         ) from None
     return value
@@ -102,30 +102,30 @@ def to_json(value: object, where: str, depth: int = 0) -> JsonValue:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise _not_json(where, repr(value), "NaN and infinities have no JSON form")
+            raise _not_json(where, shown(value), "NaN and infinities have no JSON form")
         return value
     if isinstance(value, Mapping):
         copy: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _not_json(
-                    f"{where} key", repr(key), "JSON object keys are strings"
+                    f"{where} key", shown(key), "JSON object keys are strings"
                 )
-            copy[key] = to_json(item, f"{where}[{key!r}]", depth + 1)
+            copy[key] = to_json(item, f"{where}[{shown(key)}]", depth + 1)
         return copy
     if isinstance(value, list | tuple):
         return [
             to_json(item, f"{where}[{index}]", depth + 1)
             for index, item in enumerate(value)
         ]
-    raise _not_json(where, repr(value), f"{type(value).__name__} has no JSON form")
+    raise _not_json(where, shown(value), f"{type(value).__name__} has no JSON form")
 
 
 def check_meta(value: object) -> dict[str, Any]:
     """Return a JSON copy of ``meta``, which must be a mapping of JSON values."""
     if not isinstance(value, Mapping):
         raise InvalidOptionError(
-            f"invalid meta {value!r}: use a dict of JSON values, "
+            f"invalid meta {shown(value)}: use a dict of JSON values, "
             'such as {"source": "signup"}'
         )
     meta = to_json(value, "meta")

@@ -18,7 +18,7 @@ from typedqueue._backoff import Backoff
 from typedqueue._client import Client
 from typedqueue._embedded import EmbeddedWorker
 from typedqueue._envelope import Envelope
-from typedqueue._errors import ConfigurationError, UnknownJobError
+from typedqueue._errors import ConfigurationError, UnknownJobError, shown
 from typedqueue._guard import Guard
 from typedqueue._job import Handler, Job, is_schema, schema_of
 from typedqueue._locks import LockStore, MemoryLockStore, RedisLockStore
@@ -150,22 +150,22 @@ class QueueRuntime(Generic[Q]):
         """
         if not isinstance(name, str) or not name:
             raise ConfigurationError(
-                f"invalid job name {name!r}: use a non-empty string"
+                f"invalid job name {shown(name)}: use a non-empty string"
             )
         if name in self._jobs:
             raise ConfigurationError(
-                f"job {name!r} is already declared on this runtime; "
+                f"job {shown(name)} is already declared on this runtime; "
                 "give each job its own name"
             )
         check_max_attempts(max_attempts)
         if queue is not None and queue not in self.queues:
             raise ConfigurationError(
-                f"job {name!r} names queue {queue!r}, which is not declared; "
+                f"job {shown(name)} names queue {shown(queue)}, which is not declared; "
                 f"use one of {', '.join(map(repr, self.queues))}"
             )
         if schema is not None and not is_schema(schema):
             raise ConfigurationError(
-                f"schema {schema!r} of job {name!r} is neither a pydantic "
+                f"schema {shown(schema)} of job {shown(name)} is neither a pydantic "
                 "model nor a TypedDict"
             )
 
@@ -241,7 +241,7 @@ class QueueRuntime(Generic[Q]):
         if not isinstance(job, Job) or self._jobs.get(job.name) is not job:
             known = ", ".join(map(repr, self._jobs)) or "none"
             raise UnknownJobError(
-                f"{job!r} is not a job of this runtime (its jobs: {known}); "
+                f"{shown(job)} is not a job of this runtime (its jobs: {known}); "
                 "dispatch it with a client of the runtime that declared it"
             )
 
@@ -427,11 +427,11 @@ def _check_queues(queues: Sequence[Q]) -> tuple[Q, ...]:
     names = tuple(queues) if not isinstance(queues, str) else ()
     if not names or not all(isinstance(name, str) and name for name in names):
         raise ConfigurationError(
-            f"invalid queues {queues!r}: declare at least one queue as a "
+            f"invalid queues {shown(queues)}: declare at least one queue as a "
             'tuple of non-empty names, such as ("default", "low")'
         )
     if len(set(names)) != len(names):
-        raise ConfigurationError(f"queues {queues!r} names a queue twice")
+        raise ConfigurationError(f"queues {shown(queues)} names a queue twice")
     return names
 
 
@@ -442,7 +442,7 @@ def _check_seconds(setting: str, value: object) -> float:
         or not MIN_SECONDS <= value <= MAX_SECONDS
     ):
         raise ConfigurationError(
-            f"invalid {setting} {value!r}: use a number of seconds from "
+            f"invalid {setting} {shown(value)}: use a number of seconds from "
             f"{MIN_SECONDS} to {MAX_SECONDS:.0f} (one year)"
         )
     return float(value)

@@ -22,6 +22,7 @@ from pydantic_core import to_jsonable_python
 
 from typedqueue import _wire as wire
 from typedqueue._context import JobContext
+from typedqueue._errors import shown
 from typedqueue._guard import Busy
 from typedqueue._job import Job
 from typedqueue._session import session_scope
@@ -113,7 +114,7 @@ def _validate(
 ) -> Any:
     if args:
         raise wire.PoisonMessage(
-            f"it has positional arguments {args!r}; typedqueue sends the "
+            f"it has positional arguments {shown(args)}; typedqueue sends the "
             "payload's fields as keyword arguments"
         )
     if received.schema is not None and received.schema != job.fingerprint:

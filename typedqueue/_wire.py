@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from typedqueue._delay import MAX_DELAY_MS
+from typedqueue._errors import shown
 from typedqueue._locks import KEY_PREFIX
 from typedqueue._options import MAX_ATTEMPTS_LIMIT
 
@@ -80,7 +81,7 @@ def read_headers(
     version = headers.get(VERSION, PROTOCOL_VERSION)
     if version != PROTOCOL_VERSION:
         raise PoisonMessage(
-            f"header {VERSION} is {version!r}; this worker reads version "
+            f"header {VERSION} is {shown(version)}; this worker reads version "
             f"{PROTOCOL_VERSION}"
         )
 
@@ -90,11 +91,11 @@ def read_headers(
         or not isinstance(max_attempts, int)
         or not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT
     ):
-        raise PoisonMessage(f"header {MAX_ATTEMPTS} is {max_attempts!r}")
+        raise PoisonMessage(f"header {MAX_ATTEMPTS} is {shown(max_attempts)}")
 
     meta = headers.get(META, {})
     if not isinstance(meta, dict):
-        raise PoisonMessage(f"header {META} is {meta!r}, not an object")
+        raise PoisonMessage(f"header {META} is {shown(meta)}, not an object")
 
     lock = _read_lock(headers.get(LOCK))
 
@@ -104,11 +105,11 @@ def read_headers(
         or not isinstance(due_ms, int)
         or due_ms > now_ms() + MAX_DELAY_MS
     ):
-        raise PoisonMessage(f"header {DUE} is {due_ms!r}")
+        raise PoisonMessage(f"header {DUE} is {shown(due_ms)}")
 
     schema = headers.get(SCHEMA)
     if schema is not None and not isinstance(schema, str):
-        raise PoisonMessage(f"header {SCHEMA} is {schema!r}")
+        raise PoisonMessage(f"header {SCHEMA} is {shown(schema)}")
 
     return Received(
         max_attempts=max_attempts,
@@ -132,7 +133,7 @@ def _read_lock(lock: object) -> tuple[str, str] | None:
             and isinstance(token, str)
         ):
             return key, token
-    raise PoisonMessage(f"header {LOCK} is {lock!r}")
+    raise PoisonMessage(f"header {LOCK} is {shown(lock)}")
 
 
 def _read_session(headers: Mapping[str, Any], job_id: str, secret: bytes | None) -> Any:

@@ -8,6 +8,7 @@ import pytest
 
 from typedqueue import InvalidDelayError
 from typedqueue._delay import parse_delay
+from typedqueue._errors import shown
 
 
 @pytest.mark.parametrize(
@@ -61,5 +62,5 @@ def test_rejected_forms(delay: object) -> None:
         parse_delay(delay)
 
     assert isinstance(raised.value, ValueError)
-    assert repr(delay) in str(raised.value)
+    assert shown(delay) in str(raised.value)
     assert '"500ms", "30s", "5m", "1h", "1d"' in str(raised.value)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 
-from typedqueue._locks import MemoryLockStore, lock_key
+from hypothesis import given
+from hypothesis import strategies as st
+
+from typedqueue._locks import KEY_PREFIX, MemoryLockStore, lock_key
 
 
 def test_second_taker_learns_the_holder() -> None:
@@ -41,3 +44,15 @@ def test_lock_keys_cannot_collide_across_jobs() -> None:
     """Colons in names and keys never make two pairs share a lock key."""
     assert lock_key("a:b", "c") != lock_key("a", "b:c")
     assert lock_key("a", "b") == "typedqueue:dedupe:1:a:b"
+
+
+@given(
+    first=st.tuples(st.text(min_size=1), st.text(min_size=1)),
+    second=st.tuples(st.text(min_size=1), st.text(min_size=1)),
+)
+def test_lock_keys_are_distinct_and_namespaced(
+    first: tuple[str, str], second: tuple[str, str]
+) -> None:
+    """Distinct (job, key) pairs never share a lock key, and all keep the prefix."""
+    assert lock_key(*first).startswith(KEY_PREFIX)
+    assert (lock_key(*first) == lock_key(*second)) == (first == second)

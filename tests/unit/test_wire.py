@@ -1,0 +1,77 @@
+"""Reading typedqueue's headers back in the worker."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from typedqueue._wire import PoisonMessage, Received, encode_session, read_headers
+
+SECRET = b"s3cret"
+
+
+def _read(headers: dict[str, Any], secret: bytes | None = None) -> Received:
+    return read_headers(headers, job_id="job-1", default_max_attempts=3, secret=secret)
+
+
+def test_plain_celery_message_gets_the_defaults() -> None:
+    """A message without typedqueue headers runs with the job's defaults."""
+    assert _read({}) == Received(
+        max_attempts=3, meta={}, session=None, lock=None, due_ms=None, schema=None
+    )
+
+
+def test_signed_session_round_trips() -> None:
+    """A session signed for this job id reads back equal."""
+    session = {"user": "ü", "roles": ["admin"], "n": 1.5}
+
+    headers = encode_session(session, "job-1", SECRET)
+
+    assert "ü" not in str(headers)
+    assert _read(headers, SECRET).session == session
+
+
+@pytest.mark.parametrize(
+    ("headers", "reason"),
+    [
+        (encode_session({"u": 1}, "job-1", None), "not signed"),
+        (encode_session({"u": 1}, "job-2", SECRET), "does not match"),
+        (encode_session({"u": 1}, "job-1", b"other"), "does not match"),
+        ({"tq_session": 5}, "not an encoded session"),
+        ({"tq_session": "bm90IGpzb24="}, "not an encoded session"),
+    ],
+)
+def test_bad_sessions_are_poison(headers: dict[str, Any], reason: str) -> None:
+    """With a secret, a session must carry this job's valid signature."""
+    with pytest.raises(PoisonMessage, match=reason):
+        _read(headers, SECRET)
+
+
+def test_without_a_secret_signatures_are_not_checked() -> None:
+    """A worker with no secret reads signed and unsigned sessions alike."""
+    assert _read(encode_session("s", "job-1", SECRET)).session == "s"
+    assert _read(encode_session("s", "job-1", None)).session == "s"
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"tq_max_attempts": "2"},
+        {"tq_max_attempts": True},
+        {"tq_max_attempts": 2.5},
+        {"tq_max_attempts": 10**9},
+        {"tq_meta": [1]},
+        {"tq_lock": {"key": "typedqueue:dedupe:1:a:b"}},
+        {"tq_lock": {"key": "session:admin", "token": "t"}},
+        {"tq_due_ms": "soon"},
+        {"tq_schema": 1},
+        {"tq_v": 2},
+    ],
+)
+def test_malformed_headers_are_poison(headers: dict[str, Any]) -> None:
+    """Each malformed header makes the message poison, naming the header."""
+    name = next(iter(headers))
+
+    with pytest.raises(PoisonMessage, match=f"header {name} is"):
+        _read(headers)

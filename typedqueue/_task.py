@@ -54,7 +54,7 @@ def run_job(
             secret=runtime.session_secret,
         )
     except wire.PoisonMessage as exc:
-        _reject(job, job_id, str(exc), log, lock=None)
+        _reject(job, job_id, str(exc), log, lock=wire.lock_of(headers))
 
     if received.due_ms is not None and received.due_ms > wire.now_ms():
         _hop(job, job_id, queue, headers, fields, received.due_ms, log)

@@ -121,6 +121,14 @@ def read_headers(
     )
 
 
+def lock_of(headers: Mapping[str, Any]) -> tuple[str, str] | None:
+    """The dedupe lock a message names, if its lock header is well formed."""
+    try:
+        return _read_lock(headers.get(LOCK))
+    except PoisonMessage:
+        return None
+
+
 def _read_lock(lock: object) -> tuple[str, str] | None:
     if lock is None:
         return None

@@ -7,8 +7,10 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+import redis
 
 from tests.integration.conftest import Runs, Worker, outcome, wait_for
+from typedqueue._locks import lock_key
 from typedqueue._wire import encode_session
 
 POISON = [
@@ -36,6 +38,22 @@ def _send(app: ModuleType, name: str, message: dict[str, Any], tag: str) -> str:
         message["kwargs"] = {**message["kwargs"], "tag": tag}
     app.runtime.celery.send_task(name, task_id=job_id, queue="low", **message)
     return job_id
+
+
+def test_poison_message_frees_its_dedupe_lock(
+    app: ModuleType, worker: Worker, rdb: redis.Redis, tag: str
+) -> None:
+    """A rejected message that names a dedupe lock releases it."""
+    key = lock_key("probe", tag)
+    rdb.set(key, "token-1")
+    lock = {"key": key, "token": "token-1"}
+
+    job_id = _send(
+        app, "probe", {"headers": {"tq_max_attempts": 0, "tq_lock": lock}}, tag
+    )
+
+    assert outcome(app, job_id).state == "FAILURE"
+    assert rdb.exists(key) == 0
 
 
 @pytest.mark.parametrize(("message", "reason"), POISON)

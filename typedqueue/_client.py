@@ -84,7 +84,7 @@ class Client(Generic[Q]):
                 return holder
 
         try:
-            self.runtime.publish(envelope)
+            self.runtime.publisher.publish(envelope)
         except BaseException as exc:
             # Whatever failed, the lock must not outlive a job never sent.
             if envelope.lock is not None:

@@ -39,6 +39,7 @@ MAX_ATTEMPTS_LIMIT: Final = 10_000
 MAX_JSON_DEPTH: Final = 64
 # Python refuses to print longer ints, so the message could not be encoded.
 MAX_INT_DIGITS: Final = 4000
+_INT_LIMIT: Final = 10**MAX_INT_DIGITS
 
 
 def check_option_names(options: Mapping[str, object]) -> None:
@@ -95,7 +96,7 @@ def to_json(value: object, where: str, depth: int = 0) -> JsonValue:
     if value is None or isinstance(value, bool | str):
         return value
     if isinstance(value, int):
-        if abs(value) >= 10**MAX_INT_DIGITS:
+        if abs(value) >= _INT_LIMIT:
             raise _not_json(
                 where, "a huge int", f"ints stop at {MAX_INT_DIGITS} digits"
             )

@@ -5,27 +5,30 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, Generic, TypeVar
 
 import redis
 from celery import Celery, Task, signals
-from kombu import Exchange, Queue
 
 from typedqueue._backoff import Backoff
+from typedqueue._celery_app import (
+    SOCKET_TIMEOUT_S,
+    declare_queues,
+    new_app,
+    visibility_timeout_s,
+)
 from typedqueue._client import Client
 from typedqueue._embedded import EmbeddedWorker
-from typedqueue._envelope import Envelope
 from typedqueue._errors import ConfigurationError, UnknownJobError, shown
 from typedqueue._guard import Guard
 from typedqueue._job import Handler, Job, is_schema, schema_of
 from typedqueue._locks import LockStore, MemoryLockStore, RedisLockStore
 from typedqueue._options import Q, check_max_attempts
+from typedqueue._publisher import Publisher
 from typedqueue._session import get_session
 from typedqueue._task import run_job
-from typedqueue._wire import DUE
 
 P = TypeVar("P")
 
@@ -40,20 +43,6 @@ DEFAULT_DEDUPE_TTL_S = 3600.0
 DEFAULT_LEASE_S = 30.0
 MIN_SECONDS = 0.01
 MAX_SECONDS = 365 * 24 * 3600.0
-# How long a Redis call may hang before dispatch gives up on it.
-SOCKET_TIMEOUT_S = 2.0
-# Publishing is tried twice. A refused connection fails a dispatch at once; a
-# hung broker within three socket timeouts (the second try reconnects), 6.2 s
-# measured, which the README rounds to "within 7 s".
-PUBLISH_RETRY_POLICY = {
-    "max_retries": 1,
-    "interval_start": 0.2,
-    "interval_step": 0.2,
-    "interval_max": 0.2,
-}
-# kombu's Redis transport default.
-DEFAULT_VISIBILITY_TIMEOUT_S = 3600
-MIN_HOP_MS = 500
 
 
 @signals.task_unknown.connect
@@ -115,9 +104,9 @@ class QueueRuntime(Generic[Q]):
         result_backend = result_backend or os.environ.get(RESULT_BACKEND_ENV) or None
         self.embedded = celery_app is None and broker_url is None
         if celery_app is None:
-            celery_app = _new_app(name, broker_url, result_backend, self.queues)
+            celery_app = new_app(name, broker_url, result_backend, self.queues)
         else:
-            _declare_queues(celery_app, self.queues)
+            declare_queues(celery_app, self.queues)
         self.celery = celery_app
 
         self.redis_url = redis_url or os.environ.get(REDIS_URL_ENV) or None
@@ -230,11 +219,10 @@ class QueueRuntime(Generic[Q]):
         """
         if self.embedded or self.redis_url is None:
             return None
-        options = self.celery.conf.broker_transport_options or {}
-        timeout_s = options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT_S)
         # A copy of an attempt can surface up to one visibility timeout after
         # the attempt ended; until then, "done" must still be known.
-        return Guard(self.redis, lease_s=self.lease_s, done_ttl_s=timeout_s + 60)
+        done_ttl_s = visibility_timeout_s(self.celery) + 60
+        return Guard(self.redis, lease_s=self.lease_s, done_ttl_s=done_ttl_s)
 
     def check_owns(self, job: object) -> None:
         """Refuse a job that was not declared on this runtime."""
@@ -251,64 +239,10 @@ class QueueRuntime(Generic[Q]):
             return self._session_provider()
         return get_session()
 
-    def publish(self, envelope: Envelope) -> None:
-        """Hand a built envelope to Celery."""
-        worker = self._embedded_worker
-        if worker is not None:
-            worker.start()
-            worker.track(envelope.job_id)
-        headers = envelope.headers
-        delay_ms = envelope.delay_ms
-        if delay_ms > self.hop_ms:
-            # Redis hands a delayed message to a worker at once, and gives it
-            # to another worker if it stays unacknowledged past the visibility
-            # timeout: every copy would then run when due. A long delay is
-            # therefore travelled in hops well inside that timeout.
-            headers = {**headers, DUE: _now_ms() + delay_ms}
-            delay_ms = self.hop_ms
-        try:
-            self.send(
-                envelope.name,
-                envelope.job_id,
-                envelope.queue,
-                envelope.fields,
-                headers,
-                delay_ms,
-            )
-        except BaseException:
-            if worker is not None:
-                worker.forget(envelope.job_id)
-            raise
-
-    def send(
-        self,
-        name: str,
-        job_id: str,
-        queue: str,
-        fields: dict[str, Any],
-        headers: dict[str, Any],
-        delay_ms: int,
-    ) -> None:
-        """Publish one message of job ``name`` through Celery."""
-        self._tasks[name].apply_async(
-            kwargs=fields,
-            task_id=job_id,
-            queue=queue,
-            headers=headers,
-            retry_policy=PUBLISH_RETRY_POLICY,
-            **_countdown(delay_ms),
-        )
-
     @cached_property
-    def hop_ms(self) -> int:
-        """The longest countdown a message is published with.
-
-        Half the broker's visibility timeout, so a message waiting in a
-        worker for its countdown is never handed out a second time.
-        """
-        options = self.celery.conf.broker_transport_options or {}
-        timeout_s = options.get("visibility_timeout", DEFAULT_VISIBILITY_TIMEOUT_S)
-        return max(MIN_HOP_MS, int(timeout_s * 1000 / 2))
+    def publisher(self) -> Publisher:
+        """What hands this runtime's messages to Celery."""
+        return Publisher(self.celery, self._tasks, self._embedded_worker)
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Wait until the embedded worker has finished every job dispatched here.
@@ -360,67 +294,6 @@ class QueueRuntime(Generic[Q]):
             reject_on_worker_lost=True,
         )
         self._jobs[job.name] = job
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-def _countdown(delay_ms: int) -> dict[str, Any]:
-    # A countdown of 0 would still make Celery stamp an ETA on the message.
-    return {"countdown": delay_ms / 1000} if delay_ms else {}
-
-
-def _new_app(
-    name: str,
-    broker_url: str | None,
-    result_backend: str | None,
-    queues: Sequence[str],
-) -> Celery:
-    app = Celery(
-        name,
-        broker=broker_url or "memory://localhost/",
-        backend=result_backend or (None if broker_url else "cache+memory://"),
-    )
-    app.conf.update(
-        task_serializer="json",
-        result_serializer="json",
-        accept_content=["json"],
-        # A typo'd queue must fail at publish, not sit unread in the broker.
-        task_create_missing_queues=False,
-        broker_connection_retry_on_startup=True,
-        # With late acks, a worker holding several unstarted messages would
-        # keep them from idle workers, and past the visibility timeout.
-        worker_prefetch_multiplier=1,
-    )
-    if broker_url is None:
-        # The in-memory transport polls; its default 1 s would add a second
-        # to every job's latency.
-        app.conf.broker_transport_options = {"polling_interval": 0.01}
-    elif broker_url.startswith(("redis://", "rediss://")):
-        # Without timeouts a hung Redis would hang every dispatch for good.
-        app.conf.broker_transport_options = {
-            "socket_timeout": SOCKET_TIMEOUT_S,
-            "socket_connect_timeout": SOCKET_TIMEOUT_S,
-        }
-    _declare_queues(app, queues)
-    app.conf.task_default_queue = queues[0]
-    return app
-
-
-def _declare_queues(app: Celery, queues: Sequence[str]) -> None:
-    """Add the runtime's queues to the app's, keeping those it had."""
-    declared: list[Queue] = list(app.conf.task_queues or ())
-    if not declared and app.conf.task_default_queue not in queues:
-        # Without task_queues the app consumed its default queue; keep it.
-        declared.append(_queue(app.conf.task_default_queue))
-    names = {queue.name for queue in declared}
-    declared.extend(_queue(name) for name in queues if name not in names)
-    app.conf.task_queues = declared
-
-
-def _queue(name: str) -> Queue:
-    return Queue(name, Exchange(name), routing_key=name)
 
 
 def _check_queues(queues: Sequence[Q]) -> tuple[Q, ...]:

@@ -208,7 +208,9 @@ def _hop(
 ) -> NoReturn:
     """Publish the next hop of a long delay; raises Celery's ``Ignore``."""
     left_ms = due_ms - wire.now_ms()
-    _resend(job, job_id, queue, headers, fields, min(left_ms, job.runtime.hop_ms))
+    _resend(
+        job, job_id, queue, headers, fields, min(left_ms, job.runtime.publisher.hop_ms)
+    )
     logger.debug(
         "Job %s[%s] is due in %d ms; published its next hop",
         job.name,
@@ -253,7 +255,7 @@ def _resend(
     delay_ms: int,
 ) -> None:
     own = {name: value for name, value in headers.items() if name.startswith("tq_")}
-    job.runtime.send(job.name, job_id, queue, fields, own, delay_ms)
+    job.runtime.publisher.send(job.name, job_id, queue, fields, own, delay_ms)
 
 
 def _claim(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast, overload
 
@@ -12,7 +12,12 @@ from kombu.exceptions import KombuError
 from pydantic import BaseModel
 from typing_extensions import Unpack
 
-from typedqueue._envelope import Envelope, build_envelope, parse_lock_token
+from typedqueue._envelope import (
+    Envelope,
+    build_envelope,
+    build_envelopes,
+    parse_lock_token,
+)
 from typedqueue._errors import DispatchError
 from typedqueue._job import Job
 from typedqueue._options import DispatchOptions, Q
@@ -78,17 +83,15 @@ class Client(Generic[Q]):
         self.runtime.check_owns(job)
         envelope = build_envelope(job, payload, options)
 
-        if envelope.lock is not None:
-            holder = self._take_lock(envelope)
-            if holder is not None:
-                return holder
+        [holder] = self._take_locks([envelope])
+        if holder is not None:
+            return self._result(envelope, holder)
 
         try:
             self.runtime.publisher.publish(envelope)
         except BaseException as exc:
-            # Whatever failed, the lock must not outlive a job never sent.
-            if envelope.lock is not None:
-                self._release_lock(envelope)
+            # Whatever failed, no lock may outlive a job that was never sent.
+            self._release_locks([envelope])
             if not isinstance(exc, Exception):
                 raise
             fix = (
@@ -107,57 +110,127 @@ class Client(Generic[Q]):
             envelope.job_id,
             envelope.queue,
             envelope.delay_ms,
-            extra=_fields(envelope),
+            extra={
+                "job_id": envelope.job_id,
+                "job_name": envelope.name,
+                "queue": envelope.queue,
+                "delay_ms": envelope.delay_ms,
+            },
         )
-        # The envelope's queue was checked against the declared ones.
-        return DispatchResult(envelope.job_id, envelope.name, cast("Q", envelope.queue))
+        return self._result(envelope, None)
 
-    def _release_lock(self, envelope: Envelope) -> None:
-        assert envelope.lock is not None
-        try:
-            self.runtime.locks.release(envelope.lock.key, envelope.lock.token)
-        except _TRANSPORT_ERRORS as exc:
-            logger.warning(
-                "Could not release the dedupe lock of unpublished job %s[%s]: "
-                "%s; it expires by its TTL",
-                envelope.name,
-                envelope.job_id,
-                exc,
-                extra=_fields(envelope),
-            )
+    @overload
+    def dispatch_many(
+        self,
+        job: Job[P],
+        payloads: Iterable[P],
+        /,
+        *,
+        dedupe_keys: Sequence[str | None] | None = None,
+        **options: Unpack[DispatchOptions[Q]],
+    ) -> list[DispatchResult[Q]]: ...
 
-    def _take_lock(self, envelope: Envelope) -> DispatchResult[Q] | None:
-        """Take the envelope's lock; return the holder's result if it is taken."""
-        assert envelope.lock is not None
-        lock = envelope.lock
+    @overload
+    def dispatch_many(
+        self,
+        job: Job[M],
+        payloads: Iterable[M | Mapping[str, Any]],
+        /,
+        *,
+        dedupe_keys: Sequence[str | None] | None = None,
+        **options: Unpack[DispatchOptions[Q]],
+    ) -> list[DispatchResult[Q]]: ...
+
+    def dispatch_many(
+        self,
+        job: Job[Any],
+        payloads: Iterable[Any],
+        /,
+        *,
+        dedupe_keys: Sequence[str | None] | None = None,
+        **options: Any,
+    ) -> list[DispatchResult[Q]]:
+        """Dispatch many payloads of one job, with the same options, in bulk.
+
+        Every payload is validated before anything is published: one
+        ``ValidationError`` reports every bad payload, its location starting
+        with the payload's index. ``dedupe_keys`` gives each payload its own
+        key, or ``None``. Locks are taken in one Redis round trip and the
+        messages published over one connection in one pipeline. Results come
+        back in the order of ``payloads``. Raises as :meth:`dispatch` does.
+        """
+        self.runtime.check_owns(job)
+        envelopes = build_envelopes(job, list(payloads), options, dedupe_keys)
+
+        holders = self._take_locks(envelopes)
+        fresh = [e for e, holder in zip(envelopes, holders, strict=True) if not holder]
         try:
-            token = self.runtime.locks.acquire(lock.key, lock.token, lock.ttl_ms)
+            self.runtime.publisher.publish_many(fresh)
+        except BaseException as exc:
+            self._release_locks(fresh)
+            if not isinstance(exc, Exception):
+                raise
+            raise DispatchError(
+                f"{len(fresh)} jobs {job.name} were not published: {exc!r}; "
+                "check that the broker is up"
+            ) from exc
+
+        logger.debug(
+            "Dispatched %d jobs %s; %d more were deduplicated",
+            len(fresh),
+            job.name,
+            len(envelopes) - len(fresh),
+            extra={"job_name": job.name},
+        )
+        return [
+            self._result(envelope, holder)
+            for envelope, holder in zip(envelopes, holders, strict=True)
+        ]
+
+    def _take_locks(self, envelopes: Sequence[Envelope]) -> list[str | None]:
+        """Take the envelopes' locks; the holder's token where one was taken."""
+        locks = [e.lock for e in envelopes]
+        wanted = [(lock.key, lock.token, lock.ttl_ms) for lock in locks if lock]
+        if not wanted:
+            return [None] * len(envelopes)
+        try:
+            taken = iter(self.runtime.locks.acquire_many(wanted))
         except _TRANSPORT_ERRORS as exc:
             raise DispatchError(
-                f"job {envelope.name}[{envelope.job_id}] was not published: "
-                f"its dedupe lock could not be taken: {exc}; check that Redis is up"
+                f"nothing was published: the dedupe locks could not be taken: "
+                f"{exc}; check that Redis is up"
             ) from exc
-        if token is None:
-            return None
+        return [next(taken) if lock else None for lock in locks]
 
-        job_id, queue = parse_lock_token(token)
+    def _release_locks(self, envelopes: Sequence[Envelope]) -> None:
+        held = [(e.lock.key, e.lock.token) for e in envelopes if e.lock]
+        if not held:
+            return
+        try:
+            self.runtime.locks.release_many(held)
+        except _TRANSPORT_ERRORS as exc:
+            logger.warning(
+                "Could not release %d dedupe locks of unpublished jobs: %s; "
+                "they expire by their TTL",
+                len(held),
+                exc,
+            )
+
+    def _result(self, envelope: Envelope, holder: str | None) -> DispatchResult[Q]:
+        # Queues were checked against the declared ones when the envelope
+        # was built, and the holder's when its own was.
+        if holder is None:
+            queue = cast("Q", envelope.queue)
+            return DispatchResult(envelope.job_id, envelope.name, queue)
+
+        job_id, queue_name = parse_lock_token(holder)
         logger.info(
             "Deduplicated job %s: %s[%s] on queue %r holds its dedupe key",
             envelope.name,
             envelope.name,
             job_id,
-            queue,
-            extra={"job_id": job_id, "job_name": envelope.name, "queue": queue},
+            queue_name,
+            extra={"job_id": job_id, "job_name": envelope.name, "queue": queue_name},
         )
-        return DispatchResult(
-            job_id, envelope.name, cast("Q", queue), deduplicated=True
-        )
-
-
-def _fields(envelope: Envelope) -> dict[str, Any]:
-    return {
-        "job_id": envelope.job_id,
-        "job_name": envelope.name,
-        "queue": envelope.queue,
-        "delay_ms": envelope.delay_ms,
-    }
+        queue = cast("Q", queue_name)
+        return DispatchResult(job_id, envelope.name, queue, deduplicated=True)

@@ -14,9 +14,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import ValidationError
+from pydantic_core import InitErrorDetails
+
 from typedqueue import _wire as wire
 from typedqueue._delay import parse_delay
-from typedqueue._errors import DispatchError, UnknownQueueError, shown
+from typedqueue._errors import (
+    DispatchError,
+    InvalidOptionError,
+    InvalidPayloadError,
+    UnknownQueueError,
+    shown,
+)
 from typedqueue._job import Job
 from typedqueue._locks import lock_key
 from typedqueue._options import (
@@ -96,6 +105,60 @@ def build_envelope(
         delay_ms=delay_ms,
         lock=lock,
     )
+
+
+def build_envelopes(
+    job: Job[Any],
+    payloads: Sequence[object],
+    options: Mapping[str, Any],
+    dedupe_keys: Sequence[str | None] | None,
+) -> list[Envelope]:
+    """Envelopes for many payloads; one ValidationError names every bad one."""
+    if "dedupe_key" in options:
+        raise InvalidOptionError(
+            "dispatch_many() takes dedupe_keys=[...], one key or None per "
+            "payload, not dedupe_key="
+        )
+    keys = [None] * len(payloads) if dedupe_keys is None else list(dedupe_keys)
+    if len(keys) != len(payloads):
+        raise InvalidOptionError(
+            f"dedupe_keys has {len(keys)} keys for {len(payloads)} payloads; "
+            "give one key, or None, per payload"
+        )
+
+    envelopes: list[Envelope] = []
+    failures: list[tuple[int, ValidationError]] = []
+    for index, (payload, key) in enumerate(zip(payloads, keys, strict=True)):
+        item_options = options if key is None else {**options, "dedupe_key": key}
+        try:
+            envelopes.append(build_envelope(job, payload, item_options))
+        except ValidationError as exc:
+            failures.append((index, exc))
+    if failures:
+        raise _merged(job, failures)
+    return envelopes
+
+
+def _merged(job: Job[Any], failures: list[tuple[int, ValidationError]]) -> Exception:
+    """One ValidationError whose locations start with each payload's index."""
+    details: list[InitErrorDetails] = []
+    for index, exc in failures:
+        for error in exc.errors():
+            detail = InitErrorDetails(
+                type=error["type"], loc=(index, *error["loc"]), input=error["input"]
+            )
+            if "ctx" in error:
+                detail["ctx"] = error["ctx"]
+            details.append(detail)
+    try:
+        return ValidationError.from_exception_data(f"{job.name} payloads", details)
+    except (KeyError, TypeError, ValueError):
+        # An error type pydantic cannot rebuild, from a custom validator.
+        return InvalidPayloadError(
+            f"payloads {', '.join(str(index) for index, _ in failures)} of job "
+            f"{job.name!r} are invalid: "
+            + "; ".join(f"[{index}] {exc}" for index, exc in failures)
+        )
 
 
 def resolve_queue(queue: object, job: Job[Any], queues: Sequence[str]) -> str:

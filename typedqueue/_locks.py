@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from typing import Final, Protocol
 
 import redis
@@ -56,6 +57,14 @@ class LockStore(Protocol):
         """Delete ``key`` if ``token`` holds it; return whether it did."""
         ...
 
+    def acquire_many(self, locks: Sequence[tuple[str, str, int]]) -> list[str | None]:
+        """:meth:`acquire` for each (key, token, ttl_ms), in order."""
+        ...
+
+    def release_many(self, locks: Sequence[tuple[str, str]]) -> None:
+        """:meth:`release` for each (key, token)."""
+        ...
+
 
 class RedisLockStore:
     """Locks in Redis, shared by every producer and worker using that server."""
@@ -66,13 +75,24 @@ class RedisLockStore:
         self._release = client.register_script(_RELEASE)
 
     def acquire(self, key: str, token: str, ttl_ms: int) -> str | None:
-        holder = self._acquire(keys=[key], args=[token, ttl_ms])
-        if holder is None:
-            return None
-        return holder.decode() if isinstance(holder, bytes) else str(holder)
+        return _text(self._acquire(keys=[key], args=[token, ttl_ms]))
 
     def release(self, key: str, token: str) -> bool:
         return bool(self._release(keys=[key], args=[token]))
+
+    def acquire_many(self, locks: Sequence[tuple[str, str, int]]) -> list[str | None]:
+        # One round trip; Redis runs the scripts in order, so a key that
+        # appears twice is taken by the first and reported held to the second.
+        pipe = self.client.pipeline(transaction=False)
+        for key, token, ttl_ms in locks:
+            self._acquire(keys=[key], args=[token, ttl_ms], client=pipe)
+        return [_text(holder) for holder in pipe.execute()]
+
+    def release_many(self, locks: Sequence[tuple[str, str]]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        for key, token in locks:
+            self._release(keys=[key], args=[token], client=pipe)
+        pipe.execute()
 
 
 class MemoryLockStore:
@@ -98,3 +118,16 @@ class MemoryLockStore:
                 return False
             del self._locks[key]
             return True
+
+    def acquire_many(self, locks: Sequence[tuple[str, str, int]]) -> list[str | None]:
+        return [self.acquire(*lock) for lock in locks]
+
+    def release_many(self, locks: Sequence[tuple[str, str]]) -> None:
+        for lock in locks:
+            self.release(*lock)
+
+
+def _text(holder: object) -> str | None:
+    if holder is None:
+        return None
+    return holder.decode() if isinstance(holder, bytes) else str(holder)

@@ -80,6 +80,10 @@ client.dispatch(invoice, {"invoice_id": 1, "amount": "9.99"})  # type: ignore[mi
 options: DispatchOptions[Queue] = {"queue": "low", "max_attempts": 2}
 client.dispatch(send_emails, email, **options)
 
+many = client.dispatch_many(send_emails, [email, {"email": "x"}], queue="low")
+assert_type(many, list[DispatchResult[Queue]])
+client.dispatch_many(invoice, [Invoice(invoice_id=1, amount="1")], dedupe_keys=["a"])
+
 # A wrong payload type.
 client.dispatch(send_emails, 42)  # type: ignore[misc]  # pyright: ignore[reportCallIssue, reportArgumentType]
 client.dispatch(invoice, Invoice(invoice_id="one", amount="9.99"))  # type: ignore[typeddict-item]  # pyright: ignore[reportArgumentType]
@@ -87,8 +91,11 @@ client.dispatch(invoice, {"invoice_id": "one", "amount": "9.99"})  # type: ignor
 client.dispatch(invoice, {"invoice_id": 1})  # type: ignore[misc]  # pyright: ignore[reportCallIssue, reportArgumentType]
 client.dispatch(invoice, email)  # type: ignore[misc]  # pyright: ignore[reportCallIssue, reportArgumentType]
 
+client.dispatch_many(send_emails, [42])  # type: ignore[misc]  # pyright: ignore[reportCallIssue, reportArgumentType]
+
 # A queue that was not declared.
 client.dispatch(send_emails, email, queue="lwo")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
+client.dispatch_many(send_emails, [email], queue="lwo")  # type: ignore[call-overload]  # pyright: ignore[reportCallIssue, reportArgumentType]
 bad_options: DispatchOptions[Queue] = {"queue": "high"}  # type: ignore[typeddict-item]  # pyright: ignore[reportAssignmentType]
 
 # A wrong option type, and an option that does not exist.

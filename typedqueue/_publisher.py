@@ -8,12 +8,11 @@ from functools import cached_property
 from typing import Any, Final
 
 from celery import Celery, Task
-from celery.utils.saferepr import saferepr
 
 from typedqueue._celery_app import visibility_timeout_s
 from typedqueue._embedded import EmbeddedWorker
 from typedqueue._envelope import Envelope
-from typedqueue._wire import DUE, now_ms
+from typedqueue._wire import DUE, SENT, now_ms
 
 # Publishing is tried twice. A refused connection fails a dispatch at once; a
 # hung broker within three socket timeouts (the second try reconnects), 6.2 s
@@ -91,7 +90,7 @@ class Publisher:
                         kwargs=envelope.fields,
                         countdown=delay_ms / 1000 if delay_ms else None,
                         argsrepr="()",
-                        kwargsrepr=saferepr(envelope.fields, REPR_MAX_SIZE),
+                        kwargsrepr=_summary(envelope.fields),
                         **lineage,
                     )
                     amqp.send_task_message(
@@ -99,7 +98,7 @@ class Publisher:
                         envelope.name,
                         message,
                         queue=envelope.queue,
-                        headers=headers,
+                        headers={**headers, SENT: now_ms()},
                         retry=False,
                     )
 
@@ -115,11 +114,12 @@ class Publisher:
         """Publish one message of job ``name`` through Celery."""
         # A countdown of 0 would still make Celery stamp an ETA on the message.
         countdown: dict[str, Any] = {"countdown": delay_ms / 1000} if delay_ms else {}
+        stamped: dict[str, Any] = {**headers, SENT: now_ms()}
         self._tasks[name].apply_async(
             kwargs=fields,
             task_id=job_id,
             queue=queue,
-            headers=headers,
+            headers=stamped,
             retry_policy=PUBLISH_RETRY_POLICY,
             **countdown,
         )
@@ -159,3 +159,11 @@ class Publisher:
             for envelope in envelopes:
                 worker.forget(envelope.job_id)
             raise
+
+
+def _summary(fields: dict[str, Any]) -> str:
+    """The fields as Celery's logs and Flower show them, cut to Celery's size."""
+    # repr() is far cheaper than Celery's saferepr, which bulk publishing
+    # would otherwise spend most of its time in.
+    text = repr(fields)
+    return text if len(text) <= REPR_MAX_SIZE else f"{text[: REPR_MAX_SIZE - 3]}..."

@@ -219,10 +219,7 @@ class QueueRuntime(Generic[Q]):
         """
         if self.embedded or self.redis_url is None:
             return None
-        # A copy of an attempt can surface up to one visibility timeout after
-        # the attempt ended; until then, "done" must still be known.
-        done_ttl_s = visibility_timeout_s(self.celery) + 60
-        return Guard(self.redis, lease_s=self.lease_s, done_ttl_s=done_ttl_s)
+        return Guard(self.redis, self.lease_s, visibility_timeout_s(self.celery))
 
     def check_owns(self, job: object) -> None:
         """Refuse a job that was not declared on this runtime."""

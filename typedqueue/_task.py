@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import redis
@@ -23,7 +24,7 @@ from pydantic_core import to_jsonable_python
 from typedqueue import _wire as wire
 from typedqueue._context import JobContext
 from typedqueue._errors import shown
-from typedqueue._guard import Busy
+from typedqueue._guard import Busy, Claim
 from typedqueue._job import Job
 from typedqueue._session import session_scope
 
@@ -57,10 +58,10 @@ def run_job(
         _reject(job, job_id, str(exc), log, lock=wire.lock_of(headers))
 
     if received.due_ms is not None and received.due_ms > wire.now_ms():
-        _hop(job, job_id, queue, headers, fields, received.due_ms, log)
+        _hop(job, job_id, queue, received, fields, log)
 
     attempt = request.retries + 1
-    claim = _claim(runtime, job_id, attempt, log)
+    claim = _claim(runtime, job_id, attempt, received, log)
     if isinstance(claim, Busy):
         _requeue_copy(job, job_id, queue, headers, fields, claim, log)
 
@@ -167,7 +168,7 @@ def _retry(
     job: Job[Any],
     ctx: JobContext,
     exc: Exception,
-    claim: str | None,
+    claim: Claim | None,
     received: wire.Received,
     log: dict[str, str],
 ) -> NoReturn:
@@ -201,16 +202,16 @@ def _hop(
     job: Job[Any],
     job_id: str,
     queue: str,
-    headers: dict[str, Any],
+    received: wire.Received,
     fields: dict[str, Any],
-    due_ms: int,
     log: dict[str, str],
 ) -> NoReturn:
     """Publish the next hop of a long delay; raises Celery's ``Ignore``."""
-    left_ms = due_ms - wire.now_ms()
-    _resend(
-        job, job_id, queue, headers, fields, min(left_ms, job.runtime.publisher.hop_ms)
-    )
+    assert received.due_ms is not None
+    left_ms = received.due_ms - wire.now_ms()
+    hop_ms = min(left_ms, job.runtime.publisher.hop_ms)
+    # A hop of a copy is a copy too: both chains arrive when the job is due.
+    _resend(job, job_id, queue, received.headers, fields, hop_ms, received.suspect)
     logger.debug(
         "Job %s[%s] is due in %d ms; published its next hop",
         job.name,
@@ -235,7 +236,7 @@ def _requeue_copy(
     """Send a redelivered copy back until its attempt ends; raises ``Ignore``."""
     # The copy stays in play in case the running attempt dies: it then runs
     # once the lease lapses instead of the job being lost.
-    _resend(job, job_id, queue, headers, fields, busy.wait_ms)
+    _resend(job, job_id, queue, headers, fields, busy.wait_ms, copy=True)
     logger.info(
         "Job %s[%s] is already running elsewhere; checking again in %d ms",
         job.name,
@@ -250,23 +251,30 @@ def _resend(
     job: Job[Any],
     job_id: str,
     queue: str,
-    headers: dict[str, Any],
+    headers: Mapping[str, Any],
     fields: dict[str, Any],
     delay_ms: int,
+    copy: bool,
 ) -> None:
     own = {name: value for name, value in headers.items() if name.startswith("tq_")}
+    if copy:
+        own[wire.COPY] = 1
     job.runtime.publisher.send(job.name, job_id, queue, fields, own, delay_ms)
 
 
 def _claim(
-    runtime: QueueRuntime[Any], job_id: str, attempt: int, log: dict[str, str]
-) -> str | Busy | None:
+    runtime: QueueRuntime[Any],
+    job_id: str,
+    attempt: int,
+    received: wire.Received,
+    log: dict[str, str],
+) -> Claim | Busy | None:
     """Claim the attempt; ``Ignore`` a copy of one that has already run."""
     guard = runtime.guard
     if guard is None:
         return None
     try:
-        claim = guard.claim(job_id, attempt)
+        claim = guard.begin(job_id, attempt, received.sent_ms, received.suspect)
     except redis.RedisError as exc:
         # Without Redis the attempt cannot be claimed; running it keeps the
         # at-least-once promise, at the risk of a second run.
@@ -289,13 +297,13 @@ def _claim(
     return claim
 
 
-def _finish(runtime: QueueRuntime[Any], claim: str | Busy | None) -> None:
-    if runtime.guard is None or not isinstance(claim, str):
+def _finish(runtime: QueueRuntime[Any], claim: Claim | None) -> None:
+    if runtime.guard is None or claim is None:
         return
     try:
         runtime.guard.finish(claim)
     except redis.RedisError as exc:
-        logger.warning("Could not mark %s done: %s", claim, exc)
+        logger.warning("Could not mark %s done: %s", claim.key, exc)
 
 
 def _release(

@@ -33,6 +33,8 @@ SESSION_SIGNATURE: Final = "tq_session_sig"
 LOCK: Final = "tq_lock"
 DUE: Final = "tq_due_ms"
 SCHEMA: Final = "tq_schema"
+SENT: Final = "tq_sent_ms"
+COPY: Final = "tq_copy"
 PROTOCOL_VERSION: Final = 1
 
 
@@ -44,12 +46,16 @@ class PoisonMessage(Exception):
 class Received:
     """typedqueue's headers of a received message, checked."""
 
+    headers: Mapping[str, Any]
     max_attempts: int
     meta: dict[str, Any]
     session: Any
     lock: tuple[str, str] | None
     due_ms: int | None
     schema: str | None
+    sent_ms: int | None
+    suspect: bool
+    """Whether the message may be a copy of one that already ran."""
 
 
 def now_ms() -> int:
@@ -111,13 +117,24 @@ def read_headers(
     if schema is not None and not isinstance(schema, str):
         raise PoisonMessage(f"header {SCHEMA} is {shown(schema)}")
 
+    sent_ms = headers.get(SENT)
+    if sent_ms is not None and (
+        isinstance(sent_ms, bool) or not isinstance(sent_ms, int)
+    ):
+        raise PoisonMessage(f"header {SENT} is {shown(sent_ms)}")
+
     return Received(
+        headers=headers,
         max_attempts=max_attempts,
         meta=meta,
         session=_read_session(headers, job_id, secret),
         lock=lock,
         due_ms=due_ms,
         schema=schema,
+        sent_ms=sent_ms,
+        # kombu marks a message it hands out again; typedqueue marks the
+        # copies it sends back itself.
+        suspect=bool(headers.get("redelivered") or headers.get(COPY)),
     )
 
 

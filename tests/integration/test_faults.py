@@ -39,6 +39,19 @@ def test_slow_handler_starts_once(
     time.sleep(3)
     assert len(runs.of(tag)) == 1
     assert any("already running elsewhere" in w.output() for w in workers)
+    # Claimed half a visibility timeout after it was sent, then marked done.
+    done = redis.Redis.from_url(vt_app.runtime.redis_url)
+    assert done.get(f"typedqueue:run:{result.job_id}:1") == b"done"
+
+
+def test_quick_job_takes_no_claim(
+    client: Any, app: Any, rdb: redis.Redis, runs: Runs, tag: str
+) -> None:
+    """A job done long before any copy could exist costs no claim in Redis."""
+    result = client.dispatch(app.probe, {"tag": tag})
+
+    assert outcome(app, result.job_id).state == "SUCCESS"
+    assert rdb.exists(f"typedqueue:run:{result.job_id}:1") == 0
 
 
 def test_killed_worker_job_runs_again_and_frees_its_lock(

@@ -18,7 +18,15 @@ def _read(headers: dict[str, Any], secret: bytes | None = None) -> Received:
 def test_plain_celery_message_gets_the_defaults() -> None:
     """A message without typedqueue headers runs with the job's defaults."""
     assert _read({}) == Received(
-        max_attempts=3, meta={}, session=None, lock=None, due_ms=None, schema=None
+        headers={},
+        max_attempts=3,
+        meta={},
+        session=None,
+        lock=None,
+        due_ms=None,
+        schema=None,
+        sent_ms=None,
+        suspect=False,
     )
 
 
@@ -66,6 +74,7 @@ def test_without_a_secret_signatures_are_not_checked() -> None:
         {"tq_lock": {"key": "session:admin", "token": "t"}},
         {"tq_due_ms": "soon"},
         {"tq_schema": 1},
+        {"tq_sent_ms": "now"},
         {"tq_v": 2},
     ],
 )
@@ -75,3 +84,12 @@ def test_malformed_headers_are_poison(headers: dict[str, Any]) -> None:
 
     with pytest.raises(PoisonMessage, match=f"header {name} is"):
         _read(headers)
+
+
+@pytest.mark.parametrize(
+    ("headers", "suspect"),
+    [({}, False), ({"redelivered": True}, True), ({"tq_copy": 1}, True)],
+)
+def test_possible_copies_are_suspect(headers: dict[str, Any], suspect: bool) -> None:
+    """Messages kombu handed out again, or typedqueue sent back, are suspect."""
+    assert _read(headers).suspect is suspect

@@ -194,7 +194,10 @@ class Client(Generic[Q]):
         if not wanted:
             return [None] * len(envelopes)
         try:
-            taken = iter(self.runtime.locks.acquire_many(wanted))
+            if len(wanted) == 1:
+                taken = iter([self.runtime.locks.acquire(*wanted[0])])
+            else:
+                taken = iter(self.runtime.locks.acquire_many(wanted))
         except _TRANSPORT_ERRORS as exc:
             raise DispatchError(
                 f"nothing was published: the dedupe locks could not be taken: "

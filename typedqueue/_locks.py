@@ -75,6 +75,11 @@ class RedisLockStore:
         self._release = client.register_script(_RELEASE)
 
     def acquire(self, key: str, token: str, ttl_ms: int) -> str | None:
+        # A plain SET takes a free key in one round trip, as cheap as Redis
+        # gets; only a taken key needs the script, to read its holder even if
+        # it is released meanwhile.
+        if self.client.set(key, token, nx=True, px=ttl_ms):
+            return None
         return _text(self._acquire(keys=[key], args=[token, ttl_ms]))
 
     def release(self, key: str, token: str) -> bool:

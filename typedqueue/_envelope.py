@@ -77,11 +77,13 @@ def build_envelope(
         wire.MAX_ATTEMPTS: max_attempts,
         wire.SCHEMA: job.fingerprint,
     }
-    if "meta" in options:
-        headers[wire.META] = check_meta(options["meta"])
+    meta = check_meta(options["meta"]) if "meta" in options else {}
+    if meta:
+        headers[wire.META] = meta
     session = _session_to_send(options, runtime.capture_session)
     if session is not None:
-        headers.update(wire.encode_session(session, job_id, runtime.session_secret))
+        binding = wire.bind(job.name, job_id, fields, meta, max_attempts)
+        headers.update(wire.encode_session(session, binding, runtime.session_secret))
 
     lock = None
     if "dedupe_key" in options:

@@ -118,6 +118,11 @@ class Guard:
         if taken:
             self._client.set(claim.key, DONE, px=self.done_ttl_ms)
 
+    def abandon(self, claim: Claim) -> None:
+        """Stop keeping a claim alive, as if this worker had died."""
+        with self._mutex:
+            self._running.pop(claim.key, None)
+
     def _take(self, claim: Claim) -> bool:
         taken = self._client.set(claim.key, claim.token, nx=True, px=self.lease_ms)
         return bool(taken)
@@ -145,7 +150,12 @@ class Guard:
 
     def _keep(self, claim: Claim) -> None:
         if claim.claim_at_ms is None:
-            self._renew(keys=[claim.key], args=[claim.token, self.lease_ms])
+            if not self._renew(keys=[claim.key], args=[claim.token, self.lease_ms]):
+                logger.error(
+                    "Lost the claim %s while its attempt runs (Redis stalled "
+                    "past the lease?); another worker may run it too",
+                    claim.key,
+                )
         elif _now_ms() >= claim.claim_at_ms:
             if not self._take(claim):
                 logger.warning("The claim %s was taken by another worker", claim.key)

@@ -110,19 +110,20 @@ class Publisher:
         fields: dict[str, Any],
         headers: dict[str, Any],
         delay_ms: int,
+        retries: int = 0,
     ) -> None:
-        """Publish one message of job ``name`` through Celery."""
-        # A countdown of 0 would still make Celery stamp an ETA on the message.
-        countdown: dict[str, Any] = {"countdown": delay_ms / 1000} if delay_ms else {}
-        stamped: dict[str, Any] = {**headers, SENT: now_ms()}
-        self._tasks[name].apply_async(
-            kwargs=fields,
-            task_id=job_id,
-            queue=queue,
-            headers=stamped,
-            retry_policy=PUBLISH_RETRY_POLICY,
-            **countdown,
-        )
+        """Publish one message of job ``name``; ``retries`` is its attempt - 1."""
+        options: dict[str, Any] = {
+            "task_id": job_id,
+            "queue": queue,
+            "headers": {**headers, SENT: now_ms()},
+            "retries": retries,
+            "retry_policy": PUBLISH_RETRY_POLICY,
+        }
+        if delay_ms:
+            # A countdown of 0 would still make Celery stamp an ETA.
+            options["countdown"] = delay_ms / 1000
+        self._tasks[name].apply_async(kwargs=fields, **options)
 
     def _schedule(self, envelope: Envelope) -> tuple[dict[str, Any], int]:
         """The headers and countdown of an envelope's first message."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import weakref
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from typing import Any, Generic, TypeVar
@@ -12,6 +13,7 @@ from typing import Any, Generic, TypeVar
 import redis
 from celery import Celery, Task, signals
 
+from typedqueue import _wire as wire
 from typedqueue._backoff import Backoff
 from typedqueue._celery_app import (
     SOCKET_TIMEOUT_S,
@@ -45,8 +47,14 @@ MIN_SECONDS = 0.01
 MAX_SECONDS = 365 * 24 * 3600.0
 
 
+# The runtime of each Celery app, for the signal below.
+_runtimes: weakref.WeakKeyDictionary[Celery, QueueRuntime[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 @signals.task_unknown.connect
-def _log_unknown(name: str, id: str, **_: Any) -> None:
+def _reject_unknown(sender: Any, name: str, id: str, message: Any, **_: Any) -> None:
     # Celery logs the whole message too; this is the line that says why.
     logger.error(
         "Rejected job %s[%s]: this worker has no job or task of that name",
@@ -54,6 +62,15 @@ def _log_unknown(name: str, id: str, **_: Any) -> None:
         id,
         extra={"job_id": id, "job_name": name},
     )
+    app: Any = getattr(sender, "app", None)
+    runtime = _runtimes.get(app) if app is not None else None
+    lock = wire.lock_of(getattr(message, "headers", None) or {})
+    if runtime is None or lock is None or runtime.redis_url is None:
+        return
+    try:
+        runtime.locks.release(*lock)
+    except redis.RedisError as exc:
+        logger.warning("Could not release the dedupe lock of job %s: %s", id, exc)
 
 
 class QueueRuntime(Generic[Q]):
@@ -108,6 +125,7 @@ class QueueRuntime(Generic[Q]):
         else:
             declare_queues(celery_app, self.queues)
         self.celery = celery_app
+        _runtimes[celery_app] = self
 
         self.redis_url = redis_url or os.environ.get(REDIS_URL_ENV) or None
         broker = str(celery_app.conf.broker_url or "")

@@ -50,20 +50,25 @@ def run_job(
     try:
         received = wire.read_headers(
             headers,
+            job_name=job.name,
             job_id=job_id,
+            fields=fields,
             default_max_attempts=job.max_attempts,
             secret=runtime.session_secret,
         )
+        retries = request.retries
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise wire.PoisonMessage(f"header retries is {shown(retries)}")
     except wire.PoisonMessage as exc:
         _reject(job, job_id, str(exc), log, lock=wire.lock_of(headers))
 
+    attempt = retries + 1
     if received.due_ms is not None and received.due_ms > wire.now_ms():
-        _hop(job, job_id, queue, received, fields, log)
+        _hop(job, job_id, queue, received, fields, attempt, log)
 
-    attempt = request.retries + 1
     claim = _claim(runtime, job_id, attempt, received, log)
     if isinstance(claim, Busy):
-        _requeue_copy(job, job_id, queue, headers, fields, claim, log)
+        _requeue_copy(job, job_id, queue, received, fields, attempt, claim, log)
 
     try:
         payload = _validate(job, received, args, fields, log)
@@ -99,6 +104,12 @@ def run_job(
         )
         _finish(runtime, claim)
         _release(runtime, received.lock, log)
+        raise
+    except BaseException:
+        # The worker is going down (its shutdown raises SystemExit in the
+        # handler's thread): leave the attempt as a killed worker would, its
+        # claim to lapse and its message to be delivered again.
+        _abandon(runtime, claim)
         raise
 
     _finish(runtime, claim)
@@ -184,18 +195,37 @@ def _retry(
         wait_s,
         extra={**log, "attempt": ctx.attempt},
     )
+    options: dict[str, Any] = {"countdown": wait_s}
+    hop_ms = job.runtime.publisher.hop_ms
+    if wait_s * 1000 > hop_ms:
+        # A wait past the visibility timeout travels in hops, as delays do.
+        due_ms = wire.now_ms() + int(wait_s * 1000)
+        options = {
+            "countdown": hop_ms / 1000,
+            "headers": {**_own(received.headers), wire.DUE: due_ms},
+        }
     try:
         # The task's max_retries is None: typedqueue counts attempts itself,
         # and Celery must neither stop early nor replace the handler's error.
-        raise task.retry(exc=exc, countdown=wait_s)
+        raise task.retry(exc=exc, **options)
     except Retry:
         _finish(job.runtime, claim)
         raise
-    except Exception:
-        # The next attempt was never published, so this job ends here.
-        _finish(job.runtime, claim)
-        _release(job.runtime, received.lock, log)
-        raise
+    except Exception as error:
+        # The next attempt could not be published. Rather than end the job
+        # over a broker hiccup, put this message back: the attempt runs
+        # again once its claim lapses.
+        logger.error(
+            "Job %s[%s] could not publish attempt %d (%r); its message goes "
+            "back to the queue",
+            ctx.name,
+            ctx.job_id,
+            ctx.attempt + 1,
+            error,
+            extra=log,
+        )
+        _abandon(job.runtime, claim)
+        raise Reject(error, requeue=True) from error
 
 
 def _hop(
@@ -204,6 +234,7 @@ def _hop(
     queue: str,
     received: wire.Received,
     fields: dict[str, Any],
+    attempt: int,
     log: dict[str, str],
 ) -> NoReturn:
     """Publish the next hop of a long delay; raises Celery's ``Ignore``."""
@@ -211,7 +242,7 @@ def _hop(
     left_ms = received.due_ms - wire.now_ms()
     hop_ms = min(left_ms, job.runtime.publisher.hop_ms)
     # A hop of a copy is a copy too: both chains arrive when the job is due.
-    _resend(job, job_id, queue, received.headers, fields, hop_ms, received.suspect)
+    _resend(job, job_id, queue, received, fields, attempt, hop_ms, received.suspect)
     logger.debug(
         "Job %s[%s] is due in %d ms; published its next hop",
         job.name,
@@ -228,15 +259,20 @@ def _requeue_copy(
     job: Job[Any],
     job_id: str,
     queue: str,
-    headers: dict[str, Any],
+    received: wire.Received,
     fields: dict[str, Any],
+    attempt: int,
     busy: Busy,
     log: dict[str, str],
 ) -> NoReturn:
     """Send a redelivered copy back until its attempt ends; raises ``Ignore``."""
     # The copy stays in play in case the running attempt dies: it then runs
     # once the lease lapses instead of the job being lost.
-    _resend(job, job_id, queue, headers, fields, busy.wait_ms, copy=True)
+    try:
+        _resend(job, job_id, queue, received, fields, attempt, busy.wait_ms, copy=True)
+    except Exception as exc:
+        # Could not send it back: return the message to the queue instead.
+        raise Reject(exc, requeue=True) from exc
     logger.info(
         "Job %s[%s] is already running elsewhere; checking again in %d ms",
         job.name,
@@ -251,15 +287,23 @@ def _resend(
     job: Job[Any],
     job_id: str,
     queue: str,
-    headers: Mapping[str, Any],
+    received: wire.Received,
     fields: dict[str, Any],
+    attempt: int,
     delay_ms: int,
     copy: bool,
 ) -> None:
-    own = {name: value for name, value in headers.items() if name.startswith("tq_")}
+    own = _own(received.headers)
     if copy:
         own[wire.COPY] = 1
-    job.runtime.publisher.send(job.name, job_id, queue, fields, own, delay_ms)
+    job.runtime.publisher.send(
+        job.name, job_id, queue, fields, own, delay_ms, retries=attempt - 1
+    )
+
+
+def _own(headers: Mapping[str, Any]) -> dict[str, Any]:
+    """typedqueue's headers of a message, to carry onto the next one."""
+    return {name: value for name, value in headers.items() if name.startswith("tq_")}
 
 
 def _claim(
@@ -276,6 +320,9 @@ def _claim(
     try:
         claim = guard.begin(job_id, attempt, received.sent_ms, received.suspect)
     except redis.RedisError as exc:
+        if received.suspect:
+            # A possible copy must not run unchecked: look again later.
+            return Busy(wait_ms=guard.lease_ms)
         # Without Redis the attempt cannot be claimed; running it keeps the
         # at-least-once promise, at the risk of a second run.
         logger.warning(
@@ -295,6 +342,11 @@ def _claim(
         )
         raise Ignore()
     return claim
+
+
+def _abandon(runtime: QueueRuntime[Any], claim: Claim | None) -> None:
+    if runtime.guard is not None and claim is not None:
+        runtime.guard.abandon(claim)
 
 
 def _finish(runtime: QueueRuntime[Any], claim: Claim | None) -> None:

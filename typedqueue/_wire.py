@@ -62,7 +62,28 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def encode_session(session: Any, job_id: str, secret: bytes | None) -> dict[str, str]:
+def bind(
+    name: str,
+    job_id: str,
+    fields: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    max_attempts: int,
+) -> bytes:
+    """What a session's signature covers besides the session itself.
+
+    A signed session cannot be moved onto another job, nor onto a forged
+    payload, meta or attempt count of its own job.
+    """
+    message = [name, job_id, fields, meta, max_attempts]
+    text = json.dumps(
+        message, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    return text.encode()
+
+
+def encode_session(
+    session: Any, binding: bytes, secret: bytes | None
+) -> dict[str, str]:
     """The headers carrying ``session``, signed when there is a secret.
 
     The session is sent as base64 of its JSON, so no log line that prints a
@@ -72,14 +93,16 @@ def encode_session(session: Any, job_id: str, secret: bytes | None) -> dict[str,
     raw = json.dumps(session, separators=(",", ":"), ensure_ascii=False).encode()
     headers = {SESSION: base64.urlsafe_b64encode(raw).decode("ascii")}
     if secret is not None:
-        headers[SESSION_SIGNATURE] = _sign(secret, job_id, raw)
+        headers[SESSION_SIGNATURE] = _sign(secret, binding, raw)
     return headers
 
 
 def read_headers(
     headers: Mapping[str, Any],
     *,
+    job_name: str,
     job_id: str,
+    fields: Mapping[str, Any],
     default_max_attempts: int,
     secret: bytes | None,
 ) -> Received:
@@ -127,7 +150,9 @@ def read_headers(
         headers=headers,
         max_attempts=max_attempts,
         meta=meta,
-        session=_read_session(headers, job_id, secret),
+        session=_read_session(
+            headers, bind(job_name, job_id, fields, meta, max_attempts), secret
+        ),
         lock=lock,
         due_ms=due_ms,
         schema=schema,
@@ -161,7 +186,9 @@ def _read_lock(lock: object) -> tuple[str, str] | None:
     raise PoisonMessage(f"header {LOCK} is {shown(lock)}")
 
 
-def _read_session(headers: Mapping[str, Any], job_id: str, secret: bytes | None) -> Any:
+def _read_session(
+    headers: Mapping[str, Any], binding: bytes, secret: bytes | None
+) -> Any:
     encoded = headers.get(SESSION)
     if encoded is None:
         return None
@@ -175,15 +202,13 @@ def _read_session(headers: Mapping[str, Any], job_id: str, secret: bytes | None)
         signature = headers.get(SESSION_SIGNATURE)
         if not isinstance(signature, str):
             raise PoisonMessage("the session is not signed")
-        if not hmac.compare_digest(signature, _sign(secret, job_id, raw)):
+        if not hmac.compare_digest(signature, _sign(secret, binding, raw)):
             raise PoisonMessage("the session's signature does not match")
     return session
 
 
-def _sign(secret: bytes, job_id: str, raw: bytes) -> str:
-    # The job id is signed with the session, so a signed session cannot be
-    # moved onto another job's message.
-    message = job_id.encode() + b"\n" + raw
+def _sign(secret: bytes, binding: bytes, raw: bytes) -> str:
+    message = binding + b"\n" + raw
     return hmac.new(secret, message, hashlib.sha256).hexdigest()
 
 

@@ -11,7 +11,7 @@ import redis
 
 from tests.integration.conftest import Runs, Worker, outcome, wait_for
 from typedqueue._locks import lock_key
-from typedqueue._wire import encode_session
+from typedqueue._wire import bind, encode_session
 
 POISON = [
     (
@@ -53,7 +53,7 @@ def test_poison_message_frees_its_dedupe_lock(
     )
 
     assert outcome(app, job_id).state == "FAILURE"
-    assert rdb.exists(key) == 0
+    wait_for(lambda: rdb.exists(key) == 0, what="the lock's release")
 
 
 @pytest.mark.parametrize(("message", "reason"), POISON)
@@ -84,12 +84,16 @@ def test_poison_message_is_rejected_once(
 
 
 def test_unknown_job_is_rejected_once(
-    app: ModuleType, worker: Worker, client: Any, runs: Runs, tag: str
+    app: ModuleType, worker: Worker, client: Any, rdb: redis.Redis, runs: Runs, tag: str
 ) -> None:
-    """A message for a job this worker does not know fails, and work goes on."""
-    job_id = _send(app, "no_such_job", {}, tag)
+    """A message for a job the worker does not know fails and frees its lock."""
+    key = lock_key("no_such_job", tag)
+    rdb.set(key, "token-1")
+    lock = {"key": key, "token": "token-1"}
+    job_id = _send(app, "no_such_job", {"headers": {"tq_lock": lock}}, tag)
 
     assert outcome(app, job_id).state == "FAILURE"
+    assert rdb.exists(key) == 0
     line = f"Rejected job no_such_job[{job_id}]: this worker has no job"
     wait_for(lambda: line in worker.output(), what="the rejection line")
 
@@ -117,6 +121,7 @@ def test_other_schema_version_warns_and_still_runs(
         ("another session", "signature does not match"),
         ("wrong secret", "signature does not match"),
         ("another job", "signature does not match"),
+        ("another payload", "signature does not match"),
     ],
 )
 def test_forged_session_is_refused(
@@ -130,14 +135,19 @@ def test_forged_session_is_refused(
     """A session without the runtime's valid signature never reaches a handler."""
     job_id = str(uuid.uuid4())
     session = {"user": "admin"}
-    headers = encode_session(session, job_id, secret=None)
+    binding = bind("probe", job_id, {"tag": tag}, {}, 1)
+    headers = encode_session(session, binding, secret=None)
     if signature_of == "another session":
-        signed = encode_session({"user": "guest"}, job_id, b"test-secret")
+        signed = encode_session({"user": "guest"}, binding, b"test-secret")
         headers["tq_session_sig"] = signed["tq_session_sig"]
     elif signature_of == "wrong secret":
-        headers = encode_session(session, job_id, b"not-the-secret")
+        headers = encode_session(session, binding, b"not-the-secret")
     elif signature_of == "another job":
-        headers = encode_session(session, str(uuid.uuid4()), b"test-secret")
+        other = bind("probe", str(uuid.uuid4()), {"tag": tag}, {}, 1)
+        headers = encode_session(session, other, b"test-secret")
+    elif signature_of == "another payload":
+        other = bind("probe", job_id, {"tag": "other"}, {}, 1)
+        headers = encode_session(session, other, b"test-secret")
 
     app.runtime.celery.send_task(
         "probe", task_id=job_id, queue="low", kwargs={"tag": tag}, headers=headers

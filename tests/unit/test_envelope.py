@@ -53,7 +53,12 @@ def _build(
 def _session(envelope: Envelope) -> Any:
     """The session a worker reads back from the envelope's headers."""
     received = read_headers(
-        envelope.headers, job_id=envelope.job_id, default_max_attempts=1, secret=None
+        envelope.headers,
+        job_name=envelope.name,
+        job_id=envelope.job_id,
+        fields=envelope.fields,
+        default_max_attempts=1,
+        secret=None,
     )
     return received.session
 

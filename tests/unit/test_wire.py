@@ -6,13 +6,28 @@ from typing import Any
 
 import pytest
 
-from typedqueue._wire import PoisonMessage, Received, encode_session, read_headers
+from typedqueue._wire import (
+    PoisonMessage,
+    Received,
+    bind,
+    encode_session,
+    read_headers,
+)
 
 SECRET = b"s3cret"
+FIELDS = {"to": "a@b.c"}
+BINDING = bind("email", "job-1", FIELDS, {}, 3)
 
 
 def _read(headers: dict[str, Any], secret: bytes | None = None) -> Received:
-    return read_headers(headers, job_id="job-1", default_max_attempts=3, secret=secret)
+    return read_headers(
+        headers,
+        job_name="email",
+        job_id="job-1",
+        fields=FIELDS,
+        default_max_attempts=3,
+        secret=secret,
+    )
 
 
 def test_plain_celery_message_gets_the_defaults() -> None:
@@ -34,7 +49,7 @@ def test_signed_session_round_trips() -> None:
     """A session signed for this job id reads back equal."""
     session = {"user": "ü", "roles": ["admin"], "n": 1.5}
 
-    headers = encode_session(session, "job-1", SECRET)
+    headers = encode_session(session, BINDING, SECRET)
 
     assert "ü" not in str(headers)
     assert _read(headers, SECRET).session == session
@@ -43,23 +58,46 @@ def test_signed_session_round_trips() -> None:
 @pytest.mark.parametrize(
     ("headers", "reason"),
     [
-        (encode_session({"u": 1}, "job-1", None), "not signed"),
-        (encode_session({"u": 1}, "job-2", SECRET), "does not match"),
-        (encode_session({"u": 1}, "job-1", b"other"), "does not match"),
+        (encode_session({"u": 1}, BINDING, None), "not signed"),
+        (
+            encode_session({"u": 1}, bind("email", "job-2", FIELDS, {}, 3), SECRET),
+            "does not match",
+        ),
+        (
+            encode_session(
+                {"u": 1}, bind("email", "job-1", {"to": "x"}, {}, 3), SECRET
+            ),
+            "does not match",
+        ),
+        (
+            encode_session(
+                {"u": 1}, bind("email", "job-1", FIELDS, {"m": 1}, 3), SECRET
+            ),
+            "does not match",
+        ),
+        (
+            encode_session({"u": 1}, bind("email", "job-1", FIELDS, {}, 9), SECRET),
+            "does not match",
+        ),
+        (
+            encode_session({"u": 1}, bind("other", "job-1", FIELDS, {}, 3), SECRET),
+            "does not match",
+        ),
+        (encode_session({"u": 1}, BINDING, b"other"), "does not match"),
         ({"tq_session": 5}, "not an encoded session"),
         ({"tq_session": "bm90IGpzb24="}, "not an encoded session"),
     ],
 )
 def test_bad_sessions_are_poison(headers: dict[str, Any], reason: str) -> None:
-    """With a secret, a session must carry this job's valid signature."""
+    """A signature binds job, id, payload, meta and attempts, with the secret."""
     with pytest.raises(PoisonMessage, match=reason):
         _read(headers, SECRET)
 
 
 def test_without_a_secret_signatures_are_not_checked() -> None:
     """A worker with no secret reads signed and unsigned sessions alike."""
-    assert _read(encode_session("s", "job-1", SECRET)).session == "s"
-    assert _read(encode_session("s", "job-1", None)).session == "s"
+    assert _read(encode_session("s", BINDING, SECRET)).session == "s"
+    assert _read(encode_session("s", BINDING, None)).session == "s"
 
 
 @pytest.mark.parametrize(

@@ -44,6 +44,21 @@ def test_slow_handler_starts_once(
     assert done.get(f"typedqueue:run:{result.job_id}:1") == b"done"
 
 
+def test_copies_of_a_retry_keep_their_attempt(
+    vt_app: Any, spawn_worker: Callable[..., Worker], runs: Runs, tag: str
+) -> None:
+    """Copies of a slow second attempt are sent back as attempt 2, never 1."""
+    for _ in range(2):
+        _vt_worker(spawn_worker)
+    client = vt_app.runtime.create_client()
+
+    result = client.dispatch(vt_app.vt_slow_retry, {"tag": tag, "seconds": 4})
+
+    assert outcome(vt_app, result.job_id, timeout_s=30).state == "SUCCESS"
+    time.sleep(3)  # room for a wrongly numbered copy to run
+    assert [run["ctx"].attempt for run in runs.of(tag)] == [1, 2]
+
+
 def test_quick_job_takes_no_claim(
     client: Any, app: Any, rdb: redis.Redis, runs: Runs, tag: str
 ) -> None:

@@ -27,6 +27,7 @@ POISON = [
     ({"headers": {"tq_session": "%%%"}}, "not an encoded session"),
     ({"headers": {"tq_v": 99}}, "header tq_v is 99"),
     ({"headers": {"tq_due_ms": 10**15}}, "header tq_due_ms"),
+    ({"retries": -3}, "header retries is -3"),
 ]
 
 

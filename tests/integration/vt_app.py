@@ -53,3 +53,12 @@ def vt_crash_once(payload: Probe, ctx: JobContext) -> None:
     record(payload.tag, payload, ctx)
     if recorder().incr(f"starts:{payload.tag}") == 1:
         time.sleep(60)
+
+
+@runtime.job("vt_slow_retry", max_attempts=2)
+def vt_slow_retry(payload: Slow, ctx: JobContext) -> None:
+    """Fails at once on attempt 1; attempt 2 outlives the visibility timeout."""
+    record(payload.tag, payload, ctx)
+    if ctx.attempt == 1:
+        raise ValueError("first attempt fails")
+    time.sleep(payload.seconds)

@@ -94,14 +94,9 @@ class Client(Generic[Q]):
             self._release_locks([envelope])
             if not isinstance(exc, Exception):
                 raise
-            fix = (
-                "check that the broker is up"
-                if isinstance(exc, _TRANSPORT_ERRORS)
-                else "see the cause above"
-            )
             raise DispatchError(
-                f"job {envelope.name}[{envelope.job_id}] was not published to "
-                f"queue {envelope.queue!r}: {exc!r}; {fix}"
+                f"job {envelope.name}[{envelope.job_id}] failed to publish to "
+                f"queue {envelope.queue!r}: {exc!r}; {_advice(exc)}"
             ) from exc
 
         logger.debug(
@@ -171,8 +166,8 @@ class Client(Generic[Q]):
             if not isinstance(exc, Exception):
                 raise
             raise DispatchError(
-                f"{len(fresh)} jobs {job.name} were not published: {exc!r}; "
-                "check that the broker is up"
+                f"{len(fresh)} jobs {job.name} failed to publish: {exc!r}; "
+                f"{_advice(exc)}"
             ) from exc
 
         logger.debug(
@@ -201,7 +196,7 @@ class Client(Generic[Q]):
         except _TRANSPORT_ERRORS as exc:
             raise DispatchError(
                 f"nothing was published: the dedupe locks could not be taken: "
-                f"{exc}; check that Redis is up"
+                f"{exc!r}; {_advice(exc)}"
             ) from exc
         return [next(taken) if lock else None for lock in locks]
 
@@ -237,3 +232,18 @@ class Client(Generic[Q]):
         )
         queue = cast("Q", queue_name)
         return DispatchResult(job_id, envelope.name, queue, deduplicated=True)
+
+
+def _advice(exc: BaseException) -> str:
+    """What a failed publish means for the caller."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, TimeoutError | redis.TimeoutError):
+            return (
+                "Redis did not answer in time, so the outcome is unknown: what "
+                "was sent may still take effect when it recovers"
+            )
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(exc, _TRANSPORT_ERRORS):
+        return "nothing was published; check that the broker and Redis are up"
+    return "nothing was published; see the cause above"

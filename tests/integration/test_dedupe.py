@@ -181,7 +181,7 @@ def test_failed_publish_leaves_no_lock(
     job = runtime.job("probe_down")(app.run_probe)
     client = runtime.create_client()
 
-    with pytest.raises(DispatchError, match="not published"):
+    with pytest.raises(DispatchError, match="nothing was published"):
         client.dispatch(job, {"tag": tag}, dedupe_key=tag)
 
     assert _holder(rdb, "probe_down", tag) is None

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import redis
@@ -32,6 +33,20 @@ if TYPE_CHECKING:
     from typedqueue._runtime import QueueRuntime
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One received message of a job, its headers checked."""
+
+    job: Job[Any]
+    job_id: str
+    queue: str
+    attempt: int
+    received: wire.Received
+    fields: dict[str, Any]
+    log: dict[str, str]
+
 
 _warned_fingerprints: set[tuple[str, str]] = set()
 
@@ -63,12 +78,13 @@ def run_job(
         _reject(job, job_id, str(exc), log, lock=wire.lock_of(headers))
 
     attempt = retries + 1
+    delivery = Delivery(job, job_id, queue, attempt, received, fields, log)
     if received.due_ms is not None and received.due_ms > wire.now_ms():
-        _hop(job, job_id, queue, received, fields, attempt, log)
+        _hop(delivery, received.due_ms)
 
     claim = _claim(runtime, job_id, attempt, received, log)
     if isinstance(claim, Busy):
-        _requeue_copy(job, job_id, queue, received, fields, attempt, claim, log)
+        _requeue_copy(delivery, claim)
 
     try:
         payload = _validate(job, received, args, fields, log)
@@ -228,76 +244,56 @@ def _retry(
         raise Reject(error, requeue=True) from error
 
 
-def _hop(
-    job: Job[Any],
-    job_id: str,
-    queue: str,
-    received: wire.Received,
-    fields: dict[str, Any],
-    attempt: int,
-    log: dict[str, str],
-) -> NoReturn:
+def _hop(delivery: Delivery, due_ms: int) -> NoReturn:
     """Publish the next hop of a long delay; raises Celery's ``Ignore``."""
-    assert received.due_ms is not None
-    left_ms = received.due_ms - wire.now_ms()
-    hop_ms = min(left_ms, job.runtime.publisher.hop_ms)
+    left_ms = due_ms - wire.now_ms()
+    hop_ms = min(left_ms, delivery.job.runtime.publisher.hop_ms)
     # A hop of a copy is a copy too: both chains arrive when the job is due.
-    _resend(job, job_id, queue, received, fields, attempt, hop_ms, received.suspect)
+    _resend(delivery, hop_ms, copy=delivery.received.suspect)
     logger.debug(
         "Job %s[%s] is due in %d ms; published its next hop",
-        job.name,
-        job_id,
+        delivery.job.name,
+        delivery.job_id,
         left_ms,
-        extra=log,
+        extra=delivery.log,
     )
     # This message is done without a state of its own; the job goes on in
     # the hop just published.
     raise Ignore()
 
 
-def _requeue_copy(
-    job: Job[Any],
-    job_id: str,
-    queue: str,
-    received: wire.Received,
-    fields: dict[str, Any],
-    attempt: int,
-    busy: Busy,
-    log: dict[str, str],
-) -> NoReturn:
+def _requeue_copy(delivery: Delivery, busy: Busy) -> NoReturn:
     """Send a redelivered copy back until its attempt ends; raises ``Ignore``."""
     # The copy stays in play in case the running attempt dies: it then runs
     # once the lease lapses instead of the job being lost.
     try:
-        _resend(job, job_id, queue, received, fields, attempt, busy.wait_ms, copy=True)
+        _resend(delivery, busy.wait_ms, copy=True)
     except Exception as exc:
         # Could not send it back: return the message to the queue instead.
         raise Reject(exc, requeue=True) from exc
     logger.info(
         "Job %s[%s] is already running elsewhere; checking again in %d ms",
-        job.name,
-        job_id,
+        delivery.job.name,
+        delivery.job_id,
         busy.wait_ms,
-        extra=log,
+        extra=delivery.log,
     )
     raise Ignore()
 
 
-def _resend(
-    job: Job[Any],
-    job_id: str,
-    queue: str,
-    received: wire.Received,
-    fields: dict[str, Any],
-    attempt: int,
-    delay_ms: int,
-    copy: bool,
-) -> None:
-    own = _own(received.headers)
+def _resend(delivery: Delivery, delay_ms: int, copy: bool) -> None:
+    """Publish this delivery's message again, as the same attempt."""
+    own = _own(delivery.received.headers)
     if copy:
         own[wire.COPY] = 1
-    job.runtime.publisher.send(
-        job.name, job_id, queue, fields, own, delay_ms, retries=attempt - 1
+    delivery.job.runtime.publisher.send(
+        delivery.job.name,
+        delivery.job_id,
+        delivery.queue,
+        delivery.fields,
+        own,
+        delay_ms,
+        retries=delivery.attempt - 1,
     )
 
 

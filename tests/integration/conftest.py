@@ -229,6 +229,14 @@ def rdb(redis_url: str) -> redis.Redis:
     return redis.Redis.from_url(redis_url)
 
 
+@pytest.fixture
+def high(rdb: redis.Redis) -> Any:
+    """The "high" queue, which no session worker consumes, emptied afterwards."""
+    rdb.delete("high")
+    yield "high"
+    rdb.delete("high")
+
+
 class Runs:
     """What the handlers recorded, read back from Redis."""
 

@@ -15,13 +15,6 @@ from typedqueue import DispatchError, InvalidOptionError, QueueRuntime
 from typedqueue._locks import lock_key
 
 
-@pytest.fixture
-def high(rdb: redis.Redis) -> Any:
-    rdb.delete("high")
-    yield "high"
-    rdb.delete("high")
-
-
 def test_results_in_order_and_every_job_runs(
     client: Any, app: ModuleType, runs: Runs, tag: str, published: list[str]
 ) -> None:

@@ -23,14 +23,6 @@ def _parked(rdb: redis.Redis, queue: str = "high") -> list[dict[str, Any]]:
     return [json.loads(raw) for raw in rdb.lrange(queue, 0, -1)]
 
 
-@pytest.fixture
-def high(rdb: redis.Redis) -> Any:
-    """The "high" queue, which no session worker consumes, emptied afterwards."""
-    rdb.delete("high")
-    yield "high"
-    rdb.delete("high")
-
-
 def test_handler_changes_do_not_reach_the_next_attempt(
     client: Any, app: ModuleType, runs: Runs, tag: str
 ) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import redis
@@ -27,25 +25,13 @@ from typedqueue._context import JobContext
 from typedqueue._errors import shown
 from typedqueue._guard import Busy, Claim
 from typedqueue._job import Job
+from typedqueue._redelivery import Delivery, hop, own_headers, requeue_copy
 from typedqueue._session import session_scope
 
 if TYPE_CHECKING:
     from typedqueue._runtime import QueueRuntime
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One received message of a job, its headers checked."""
-
-    job: Job[Any]
-    job_id: str
-    queue: str
-    attempt: int
-    received: wire.Received
-    fields: dict[str, Any]
-    log: dict[str, str]
 
 
 _warned_fingerprints: set[tuple[str, str]] = set()
@@ -80,11 +66,11 @@ def run_job(
     attempt = retries + 1
     delivery = Delivery(job, job_id, queue, attempt, received, fields, log)
     if received.due_ms is not None and received.due_ms > wire.now_ms():
-        _hop(delivery, received.due_ms)
+        hop(delivery, received.due_ms)
 
     claim = _claim(runtime, job_id, attempt, received, log)
     if isinstance(claim, Busy):
-        _requeue_copy(delivery, claim)
+        requeue_copy(delivery, claim)
 
     try:
         payload = _validate(job, received, args, fields, log)
@@ -218,7 +204,7 @@ def _retry(
         due_ms = wire.now_ms() + int(wait_s * 1000)
         options = {
             "countdown": hop_ms / 1000,
-            "headers": {**_own(received.headers), wire.DUE: due_ms},
+            "headers": {**own_headers(received.headers), wire.DUE: due_ms},
         }
     try:
         # The task's max_retries is None: typedqueue counts attempts itself,
@@ -242,64 +228,6 @@ def _retry(
         )
         _abandon(job.runtime, claim)
         raise Reject(error, requeue=True) from error
-
-
-def _hop(delivery: Delivery, due_ms: int) -> NoReturn:
-    """Publish the next hop of a long delay; raises Celery's ``Ignore``."""
-    left_ms = due_ms - wire.now_ms()
-    hop_ms = min(left_ms, delivery.job.runtime.publisher.hop_ms)
-    # A hop of a copy is a copy too: both chains arrive when the job is due.
-    _resend(delivery, hop_ms, copy=delivery.received.suspect)
-    logger.debug(
-        "Job %s[%s] is due in %d ms; published its next hop",
-        delivery.job.name,
-        delivery.job_id,
-        left_ms,
-        extra=delivery.log,
-    )
-    # This message is done without a state of its own; the job goes on in
-    # the hop just published.
-    raise Ignore()
-
-
-def _requeue_copy(delivery: Delivery, busy: Busy) -> NoReturn:
-    """Send a redelivered copy back until its attempt ends; raises ``Ignore``."""
-    # The copy stays in play in case the running attempt dies: it then runs
-    # once the lease lapses instead of the job being lost.
-    try:
-        _resend(delivery, busy.wait_ms, copy=True)
-    except Exception as exc:
-        # Could not send it back: return the message to the queue instead.
-        raise Reject(exc, requeue=True) from exc
-    logger.info(
-        "Job %s[%s] is already running elsewhere; checking again in %d ms",
-        delivery.job.name,
-        delivery.job_id,
-        busy.wait_ms,
-        extra=delivery.log,
-    )
-    raise Ignore()
-
-
-def _resend(delivery: Delivery, delay_ms: int, copy: bool) -> None:
-    """Publish this delivery's message again, as the same attempt."""
-    own = _own(delivery.received.headers)
-    if copy:
-        own[wire.COPY] = 1
-    delivery.job.runtime.publisher.send(
-        delivery.job.name,
-        delivery.job_id,
-        delivery.queue,
-        delivery.fields,
-        own,
-        delay_ms,
-        retries=delivery.attempt - 1,
-    )
-
-
-def _own(headers: Mapping[str, Any]) -> dict[str, Any]:
-    """typedqueue's headers of a message, to carry onto the next one."""
-    return {name: value for name, value in headers.items() if name.startswith("tq_")}
 
 
 def _claim(

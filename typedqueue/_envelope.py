@@ -124,7 +124,7 @@ def build_envelopes(
     keys = [None] * len(payloads) if dedupe_keys is None else list(dedupe_keys)
     if len(keys) != len(payloads):
         raise InvalidOptionError(
-            f"dedupe_keys has {len(keys)} keys for {len(payloads)} payloads; "
+            f"dedupe_keys has {len(keys)} for {len(payloads)} payloads; "
             "give one key, or None, per payload"
         )
 
@@ -136,6 +136,10 @@ def build_envelopes(
             envelopes.append(build_envelope(job, payload, item_options))
         except ValidationError as exc:
             failures.append((index, exc))
+        except InvalidOptionError as exc:
+            if key is None:
+                raise
+            raise type(exc)(f"dedupe_keys[{index}]: {exc}") from None
     if failures:
         raise _merged(job, failures)
     return envelopes
@@ -164,7 +168,10 @@ def _merged(job: Job[Any], failures: list[tuple[int, ValidationError]]) -> Excep
 
 
 def resolve_queue(queue: object, job: Job[Any], queues: Sequence[str]) -> str:
-    """The queue a dispatch goes to: asked for, else the job's, else the first."""
+    """The queue a dispatch goes to: asked for, else the job's, else the first.
+
+    ``queue=None`` asks for that default, as leaving the option out does.
+    """
     if queue is None:
         queue = job.queue or queues[0]
     if queue not in queues:

@@ -70,6 +70,8 @@ class Publisher:
         Celery's publish signals fire for each; on a Redis broker kombu then
         sends them all in one pipeline instead of one round trip each.
         """
+        if not envelopes:
+            return
         if self._app.conf.task_always_eager:
             for envelope in envelopes:
                 self.publish(envelope)

@@ -57,6 +57,26 @@ def test_per_item_dedupe_keys(
     )
 
 
+def test_nothing_new_to_publish(
+    client: Any, app: ModuleType, tag: str, high: str, published: list[str]
+) -> None:
+    """An empty batch, or one whose every key is held, publishes nothing."""
+    keys = [f"{tag}-1", f"{tag}-2"]
+    first = client.dispatch_many(
+        app.probe, [{"tag": tag}] * 2, queue=high, dedupe_keys=keys
+    )
+    published.clear()
+
+    again = client.dispatch_many(
+        app.probe, [{"tag": tag}] * 2, queue=high, dedupe_keys=keys
+    )
+
+    assert client.dispatch_many(app.probe, []) == []
+    assert [r.job_id for r in again] == [r.job_id for r in first]
+    assert all(r.deduplicated for r in again)
+    assert published == []
+
+
 def test_one_error_names_every_bad_payload(
     client: Any, app: ModuleType, rdb: redis.Redis, tag: str, published: list[str]
 ) -> None:
@@ -76,7 +96,8 @@ def test_one_error_names_every_bad_payload(
     ("options", "message"),
     [
         ({"dedupe_key": "k"}, "takes dedupe_keys="),
-        ({"dedupe_keys": ["a"]}, "1 keys for 2 payloads"),
+        ({"dedupe_keys": ["a"]}, "has 1 for 2 payloads"),
+        ({"dedupe_keys": ["a", ""]}, r"dedupe_keys\[1\]: invalid dedupe_key ''"),
         ({"delay": "5x"}, "invalid delay"),
     ],
 )

@@ -82,7 +82,13 @@ def build_envelope(
         headers[wire.META] = meta
     session = _session_to_send(options, runtime.capture_session)
     if session is not None:
-        binding = wire.bind(job.name, job_id, fields, meta, max_attempts)
+        try:
+            binding = wire.bind(job.name, job_id, fields, meta, max_attempts)
+        except ValueError as exc:
+            # An int of over 4,300 digits, say: valid to pydantic, unsendable.
+            raise InvalidPayloadError(
+                f"payload of job {job.name!r} cannot be sent as JSON: {exc}"
+            ) from exc
         headers.update(wire.encode_session(session, binding, runtime.session_secret))
 
     lock = None

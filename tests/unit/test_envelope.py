@@ -11,6 +11,7 @@ from typing_extensions import TypedDict
 from typedqueue import (
     Backoff,
     InvalidOptionError,
+    InvalidPayloadError,
     JobContext,
     QueueRuntime,
     UnknownJobError,
@@ -191,3 +192,11 @@ def test_foreign_job_is_refused(runtime: QueueRuntime[Queue]) -> None:
 
     with pytest.raises(UnknownJobError, match="not a job of this runtime"):
         runtime.create_client().dispatch(job, {"to": "a@b.c"})
+
+
+def test_unprintable_int_in_payload_is_a_payload_error(
+    runtime: QueueRuntime[Queue],
+) -> None:
+    """An int too long to print passes pydantic but cannot be sent."""
+    with pytest.raises(InvalidPayloadError, match="cannot be sent as JSON"):
+        _build(runtime, _job(runtime), {"to": "a", "count": 10**5000}, session="s")

@@ -75,10 +75,12 @@ class Client(Generic[Q]):
         """Validate ``payload``, then publish ``job`` unless a duplicate is pending.
 
         Raises pydantic's ``ValidationError`` for a payload that does not
-        match the job's schema, :class:`InvalidOptionError` for a bad option
-        and :class:`DispatchError` when the broker or Redis cannot be reached.
-        In every one of those cases nothing was published and no dedupe lock
-        is left behind.
+        match the job's schema, :class:`InvalidPayloadError` for one with no
+        JSON form, :class:`InvalidOptionError` for a bad option: then nothing
+        was published and no lock taken. :class:`DispatchError` means the
+        broker or Redis failed: nothing was published and no lock is left,
+        unless Redis timed out, when the outcome is unknown and the error
+        says so.
         """
         self.runtime.check_owns(job)
         envelope = build_envelope(job, payload, options)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeGuard, TypeVar
 
 from typing_extensions import TypedDict
 
@@ -52,13 +52,14 @@ def check_option_names(options: Mapping[str, object]) -> None:
         )
 
 
+def is_whole(value: object) -> TypeGuard[int]:
+    """Whether ``value`` is an int, and not the bool Python also counts as one."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_max_attempts(value: object) -> int:
     """Return ``value`` if it is a whole number of attempts, at least one."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not 1 <= value <= MAX_ATTEMPTS_LIMIT
-    ):
+    if not is_whole(value) or not 1 <= value <= MAX_ATTEMPTS_LIMIT:
         raise InvalidOptionError(
             f"invalid max_attempts {shown(value)}: use a whole number from 1 to "
             f"{MAX_ATTEMPTS_LIMIT} (it counts every attempt, the first included)"

@@ -25,6 +25,7 @@ from typedqueue._context import JobContext
 from typedqueue._errors import shown
 from typedqueue._guard import Busy, Claim
 from typedqueue._job import Job
+from typedqueue._options import is_whole
 from typedqueue._redelivery import Delivery, hop, own_headers, requeue_copy
 from typedqueue._session import session_scope
 
@@ -58,7 +59,7 @@ def run_job(
             secret=runtime.session_secret,
         )
         retries = request.retries
-        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        if not is_whole(retries) or retries < 0:
             raise wire.PoisonMessage(f"header retries is {shown(retries)}")
     except wire.PoisonMessage as exc:
         _reject(job, job_id, str(exc), log, lock=wire.lock_of(headers))

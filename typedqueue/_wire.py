@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from typedqueue._delay import MAX_DELAY_MS
-from typedqueue._errors import shown
+from typedqueue._errors import InvalidOptionError, shown
 from typedqueue._locks import KEY_PREFIX
-from typedqueue._options import MAX_ATTEMPTS_LIMIT
+from typedqueue._options import check_max_attempts, is_whole
 
 PREFIX: Final = "tq_"
 VERSION: Final = "tq_v"
@@ -115,12 +115,10 @@ def read_headers(
         )
 
     max_attempts = headers.get(MAX_ATTEMPTS, default_max_attempts)
-    if (
-        isinstance(max_attempts, bool)
-        or not isinstance(max_attempts, int)
-        or not 1 <= max_attempts <= MAX_ATTEMPTS_LIMIT
-    ):
-        raise PoisonMessage(f"header {MAX_ATTEMPTS} is {shown(max_attempts)}")
+    try:
+        check_max_attempts(max_attempts)
+    except InvalidOptionError:
+        raise PoisonMessage(f"header {MAX_ATTEMPTS} is {shown(max_attempts)}") from None
 
     meta = headers.get(META, {})
     if not isinstance(meta, dict):
@@ -130,9 +128,7 @@ def read_headers(
 
     due_ms = headers.get(DUE)
     if due_ms is not None and (
-        isinstance(due_ms, bool)
-        or not isinstance(due_ms, int)
-        or due_ms > now_ms() + MAX_DELAY_MS
+        not is_whole(due_ms) or due_ms > now_ms() + MAX_DELAY_MS
     ):
         raise PoisonMessage(f"header {DUE} is {shown(due_ms)}")
 
@@ -141,9 +137,7 @@ def read_headers(
         raise PoisonMessage(f"header {SCHEMA} is {shown(schema)}")
 
     sent_ms = headers.get(SENT)
-    if sent_ms is not None and (
-        isinstance(sent_ms, bool) or not isinstance(sent_ms, int)
-    ):
+    if sent_ms is not None and not is_whole(sent_ms):
         raise PoisonMessage(f"header {SENT} is {shown(sent_ms)}")
 
     return Received(
